@@ -1,0 +1,78 @@
+/**
+ * The interceptor contract (DESIGN §2).
+ *
+ * @module
+ */
+import type { Operation } from "./operation.ts";
+
+/** Runs the rest of the chain and, at its end, the operation itself. */
+export type Next = () => Promise<unknown>;
+
+/** Health vote of one interceptor. */
+export type HealthStatus = "healthy" | "degraded" | "failed";
+
+/** What an interceptor says about health; `sql.health()` combines them (worst wins). */
+export interface HealthReport {
+  status: HealthStatus;
+  /** 0 (down) … 1 (perfect). */
+  score?: number;
+  /** Human-readable reasons for anything but healthy. */
+  reasons?: string[];
+  /** Extra facts shown under the interceptor's name. */
+  details?: Record<string, unknown>;
+}
+
+/**
+ * A link of the chain. `intercept` must call `next()` at most once — again only after an
+ * earlier call rejected (that is how `retry()` works) — and return what it returns, or reject.
+ *
+ * @example
+ * ```ts
+ * const timing: Interceptor = {
+ *   name: "timing",
+ *   async intercept(op, next) {
+ *     const start = performance.now();
+ *     try { return await next(); }
+ *     finally { console.log(op.command, performance.now() - start); }
+ *   },
+ * };
+ * const sql = pilot(postgres(url), { interceptors: [timing] });
+ * ```
+ */
+export interface Interceptor {
+  readonly name: string;
+  intercept(op: Operation, next: Next): Promise<unknown>;
+  /** Its section of `sql.stats()`. */
+  stats?(): unknown;
+  /** Its vote in `sql.health()`. */
+  health?(): HealthReport;
+  /** Called once when the pilot is created, with what it needs to know about the lanes. */
+  attach?(context: PilotContext): void;
+  /** Release timers and listeners. */
+  close?(): Promise<void>;
+}
+
+/** A lane as interceptors see it. */
+export interface LaneInfo {
+  readonly name: string;
+  /** postgres.js `max` of the lane. */
+  readonly max: number;
+  /** `host:port` of the first host, for `server.address` / `server.port`. */
+  readonly host: string;
+  readonly port: number;
+  /** Database name (`db.namespace`). */
+  readonly database: string;
+  /** Run `select 1` on this lane, bypassing the chain (used by breaker probes and pre-warming). */
+  probe(): Promise<void>;
+}
+
+/** What `pilot()` tells interceptors when it attaches them. */
+export interface PilotContext {
+  /** Pool name (`db.client.connection.pool.name`). */
+  readonly name: string;
+  readonly lanes: ReadonlyMap<string, LaneInfo>;
+  /** The lane operations go to unless routed elsewhere. */
+  readonly primaryLane: string;
+  /** The other interceptors of the same chain, by name (affinity reads monitor and breaker). */
+  readonly interceptors: ReadonlyMap<string, Interceptor>;
+}

@@ -1,0 +1,67 @@
+/**
+ * Lanes: the postgres.js instances behind one pgpilot `sql` (DESIGN §1).
+ *
+ * @module
+ */
+import type { Sql } from "postgres";
+import { ConfigError } from "./errors.ts";
+import type { LaneInfo } from "./interceptor.ts";
+import type { RawQuery } from "./internals.ts";
+
+/** A lane as pilot uses it internally: the instance plus its pool's handler and canceller. */
+export interface Lane extends LaneInfo {
+  readonly sql: Sql<any>;
+  /** postgres.js's pool handler: hands a query to a connection (or its queue). */
+  readonly handler: (query: RawQuery) => void;
+  /** postgres.js's canceller for this pool. */
+  readonly canceller: (query: RawQuery) => Promise<void>;
+}
+
+/**
+ * True for a postgres.js `sql` instance (as opposed to an object of lanes).
+ *
+ * @example
+ * ```ts
+ * isSql(postgres(url)); // true
+ * isSql({ primary: postgres(url) }); // false
+ * ```
+ */
+export function isSql(value: unknown): value is Sql<any> {
+  return typeof value === "function" && typeof (value as Sql<any>).unsafe === "function" &&
+    typeof (value as Sql<any>).begin === "function";
+}
+
+/**
+ * Build the lanes from one instance or an object of them. The pool handler and canceller
+ * come from a query that is created and never run: postgres.js hands them to every query.
+ */
+export function createLanes(target: Sql<any> | Record<string, Sql<any>>, defaultName: string): Map<string, Lane> {
+  const entries: [string, Sql<any>][] = isSql(target) ? [[defaultName, target]] : Object.entries(target);
+  if (entries.length === 0) throw new ConfigError("pilot", [{ path: "lanes", message: "at least one lane is required" }]);
+  const lanes = new Map<string, Lane>();
+  for (const [name, sql] of entries) {
+    if (!isSql(sql)) {
+      throw new ConfigError("pilot", [{ path: `lanes.${name}`, message: "must be a postgres.js sql instance" }]);
+    }
+    lanes.set(name, createLane(name, sql));
+  }
+  return lanes;
+}
+
+function createLane(name: string, sql: Sql<any>): Lane {
+  const unstarted = sql.unsafe("") as unknown as RawQuery;
+  const options = sql.options as unknown as { host: string[]; port: number[]; database: string; max: number };
+  return {
+    name,
+    sql,
+    handler: unstarted.handler,
+    canceller: unstarted.canceller!,
+    max: options.max,
+    host: options.host?.[0] ?? "localhost",
+    port: options.port?.[0] ?? 5432,
+    database: options.database ?? "",
+    probe: async () => {
+      await sql.unsafe("select 1");
+    },
+  };
+}
