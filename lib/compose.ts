@@ -27,7 +27,7 @@ export function compose(interceptors: readonly Interceptor[], terminal: Chain): 
   const count = interceptors.length;
   if (count === 0) return (op) => (op.attempt++, terminal(op));
 
-  const reentrant = interceptors.map((interceptor) => (interceptor as { retries?: boolean }).retries === true);
+  const reentrant = interceptors.map((interceptor) => interceptor.retries === true);
 
   function dispatch(op: Operation, index: number): Promise<unknown> {
     if (index === count) {

@@ -48,6 +48,13 @@ export interface Interceptor {
   health?(): HealthReport;
   /** Called once when the pilot is created, with what it needs to know about the lanes. */
   attach?(context: PilotContext): void;
+  /**
+   * Whether a lane should get new work now (false while its breaker is open or its limiter is
+   * saturated). Routing (affinity) asks every interceptor that has this before it picks a lane.
+   */
+  laneAvailable?(lane: string): boolean;
+  /** Set by interceptors that call `next()` again after it rejected (retry). */
+  readonly retries?: boolean;
   /** Release timers and listeners. */
   close?(): Promise<void>;
 }
