@@ -35,13 +35,14 @@ export const UNSAFE_CACHE_LIMIT = 2000;
  * `unsafe()` texts longer than this are analyzed on every call and never cached: the cache holds
  * the text as its key plus the normalized and redacted copies, so one huge generated statement
  * (a bulk `INSERT … VALUES` of a whole file) would pin megabytes, and such statements rarely repeat.
+ * At this bound the cache holds at most about 2000 × 8 KiB × 3 ≈ 48 MiB in the worst case.
  *
  * @example
  * ```ts
- * MAX_CACHED_TEXT_LENGTH; // 100000
+ * MAX_CACHED_TEXT_LENGTH; // 8192
  * ```
  */
-export const MAX_CACHED_TEXT_LENGTH = 100_000;
+export const MAX_CACHED_TEXT_LENGTH = 8_192;
 
 // Keyed by the template strings array, whose identity is stable per call site; the WeakMap lets a
 // call site's entry go with its code (a `new Function`, an unloaded module). Template text is not
