@@ -24,7 +24,7 @@ const terminal = () => done;
 const chain0 = compose([], terminal);
 const chain1 = compose([passThrough], terminal);
 const chain5 = compose([passThrough, passThrough, passThrough, passThrough, passThrough], terminal);
-const strings = ((s: TemplateStringsArray) => s)`select * from users where id = ${0} and org = ${0}`;
+const strings = ((s: TemplateStringsArray, ..._values: unknown[]) => s)`select * from users where id = ${0} and org = ${0}`;
 analyzeTemplate(strings);
 analyzeUnsafe("select * from users where id = 1");
 
