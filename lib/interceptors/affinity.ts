@@ -1,0 +1,314 @@
+/**
+ * `affinity()`: routes each operation to a lane by what it is — writes and transactions to the
+ * primary, reads to the read lanes, learned-slow patterns to the slow (analytics) lane, reads of
+ * recently written tables back to the primary (DESIGN §3). The rules are in lib/affinity/router.ts.
+ *
+ * @module
+ */
+import type { Counter } from "@opentelemetry/api";
+import { ConfigError } from "../errors.ts";
+import type { HealthReport, Interceptor, Next, PilotContext } from "../interceptor.ts";
+import type { Operation } from "../operation.ts";
+import { type AffinityOptions, checkLanes, resolveAffinityOptions } from "../affinity/options.ts";
+import { type PatternChange, type PatternEvidence, PatternTracker } from "../affinity/patterns.ts";
+import { RecentWrites } from "../affinity/recent-writes.ts";
+import { ROUTING_REASONS, type Route, Router, type RoutingReason } from "../affinity/router.ts";
+import { type TouchedTables, touchedTables } from "../affinity/tables.ts";
+import { ATTR } from "../telemetry/names.ts";
+import { pgpilotMeter } from "../telemetry/otel.ts";
+import { reportHookError, safely } from "../telemetry/diag.ts";
+
+export type { AffinityOptions } from "../affinity/options.ts";
+export type { PatternChange, PatternEvidence, PatternState } from "../affinity/patterns.ts";
+export type { RoutingReason } from "../affinity/router.ts";
+
+/**
+ * Metric names of `affinity()`.
+ *
+ * @example
+ * ```ts
+ * AFFINITY_METRIC.ROUTED; // "pgpilot.affinity.routed"
+ * ```
+ */
+export const AFFINITY_METRIC = {
+  /** Counter: root operations routed, by `pgpilot.lane` and `pgpilot.affinity.reason`. */
+  ROUTED: "pgpilot.affinity.routed",
+  /** Gauge: query patterns currently learned as slow. */
+  SLOW_PATTERNS: "pgpilot.affinity.slow_patterns",
+} as const;
+
+/**
+ * The attribute (metric and `op.attributes`) that carries the routing reason.
+ *
+ * @example
+ * ```ts
+ * op.attributes[AFFINITY_REASON_ATTRIBUTE]; // "read"
+ * ```
+ */
+export const AFFINITY_REASON_ATTRIBUTE = "pgpilot.affinity.reason";
+
+/** `sql.stats().affinity`. */
+export interface AffinityStats {
+  primary: string;
+  reads: string[];
+  slow: string | undefined;
+  /** Root operations routed. */
+  routed: number;
+  /** Routed operations by lane and reason (lanes with none are omitted). */
+  byLane: Record<string, Partial<Record<RoutingReason, number>>>;
+  /** Share of routed operations that got the lane their rule wanted (misses are fallbacks); null before any. */
+  hitRate: number | null;
+  /** Operations that fell back because the lane their rule wanted was unavailable. */
+  fallbacks: number;
+  /** Share of read-only root queries served off the primary lane; null before any. */
+  readOffload: number | null;
+  /** Operations routed and not settled, per lane. */
+  outstanding: Record<string, number>;
+  /** Learned affinity: thresholds, and the evidence for each slow pattern. */
+  patterns: {
+    slowMs: number;
+    recoverMs: number;
+    minSamples: number;
+    tracked: number;
+    slowCount: number;
+    slow: PatternEvidence[];
+    /** The most recently evaluated fast patterns (up to 10). */
+    recentFast: PatternEvidence[];
+  };
+  readYourWrites: { windowMs: number; tablesInWindow: number; everyTableInWindow: boolean };
+}
+
+/** The `affinity()` interceptor. */
+export interface AffinityInterceptor extends Interceptor {
+  readonly name: "affinity";
+  stats(): AffinityStats;
+  health(): HealthReport;
+  /** Listen for learned patterns moving between fast and slow. */
+  onPatternChange(listener: (change: PatternChange) => void): { dispose(): void };
+}
+
+/**
+ * Connection affinity: routes each operation to a lane.
+ *
+ * - Writes, transactions, `reserve()`, `listen()` and anything not provably read-only → primary.
+ * - Read-only queries → the `reads` lanes, least outstanding requests first; when every read lane is
+ *   unavailable (breaker open, limiter saturated) → primary, counted as `fallback`.
+ * - Learned affinity: a pattern (fingerprint) whose p95 over a window of `minSamples` executions
+ *   exceeds `slowMs` goes to the `slow` lane; it comes back only when a window's p95 falls below
+ *   `recoverMs` (default `slowMs / 2`).
+ * - Read-your-writes: for `readYourWritesMs` after a write to a table (a transaction's writes count
+ *   when it settles), reads touching that table go to the primary.
+ * - `sql.lane(name)`, `sql.with({ lane })` and a `pgpilot:lane=NAME` comment always win.
+ *
+ * Place it before the per-lane interceptors (deadline, retry, breaker, adaptive) so they act on the
+ * chosen lane: `[tracing(), monitor(), affinity(), deadline(), retry(), breaker(), adaptive()]`.
+ * One instance belongs to one `pilot()`.
+ *
+ * @example
+ * ```ts
+ * const sql = pilot({
+ *   primary: postgres(PRIMARY_URL, { max: 16 }),
+ *   replica: postgres(REPLICA_URL, { max: 16 }),
+ *   analytics: postgres(PRIMARY_URL, { max: 3 }),
+ * }, { interceptors: [monitor(), affinity({ reads: "replica", slow: "analytics", slowMs: 300 }), breaker()] });
+ * await sql`select * from users where id = ${1}`;   // → replica
+ * await sql`update users set seen = now() where id = ${1}`;   // → primary
+ * sql.stats().affinity.hitRate;
+ * ```
+ */
+export function affinity(options?: AffinityOptions): AffinityInterceptor {
+  const config = resolveAffinityOptions(options);
+  const listeners = new Set<(change: PatternChange) => void>();
+  const patterns = new PatternTracker({
+    slowMs: config.slowMs,
+    recoverMs: config.recoverMs,
+    minSamples: config.minSamples,
+    maxPatterns: config.maxPatterns,
+    onChange: (change) => {
+      for (const listener of listeners) safely("affinity.onPatternChange", listener, change);
+    },
+  });
+  const recentWrites = new RecentWrites({ windowMs: config.readYourWritesMs, maxTables: config.maxWrittenTables });
+  // Writes inside a transaction or reservation, marked when it settles.
+  const pendingWrites = new WeakMap<Operation, Set<TouchedTables>>();
+  let router: Router | undefined;
+  let routedCounter: Counter | undefined;
+  let learning = false;
+  let readsRouted = 0;
+  let readsOffPrimary = 0;
+
+  function settleRoot(op: Operation): void {
+    if (op.kind === "query") {
+      if (!op.dispatched) return;
+      if (op.readOnly) {
+        if (learning) patterns.record(op.fingerprint, op.command, op.collection, performance.now() - op.startedAt);
+      } else {
+        recentWrites.mark(touchedTables(op.analysis));
+      }
+      return;
+    }
+    const pending = pendingWrites.get(op);
+    if (pending === undefined) return;
+    pendingWrites.delete(op);
+    for (const tables of pending) recentWrites.mark(tables);
+  }
+
+  function noteChildWrite(op: Operation): void {
+    if (!op.dispatched) return;
+    const parent = op.parent!;
+    const tables = touchedTables(op.analysis);
+    let pending = pendingWrites.get(parent);
+    if (pending === undefined) pendingWrites.set(parent, (pending = new Set()));
+    pending.add(tables);
+    // A reserved connection autocommits each statement: its writes are visible now.
+    if (parent.kind === "reserve") recentWrites.mark(tables);
+  }
+
+  function count(route: Route): void {
+    route.count++;
+    try {
+      routedCounter?.add(1, route.attributes);
+    } catch (error) {
+      reportHookError("affinity.routed", error);
+    }
+  }
+
+  const self: AffinityInterceptor = {
+    name: "affinity",
+
+    attach(context: PilotContext): void {
+      if (router !== undefined) {
+        throw new ConfigError("affinity", [{ path: "", message: "an affinity() instance belongs to one pilot(); create one per pilot" }]);
+      }
+      const { reads, slow } = checkLanes(config, context.lanes, context.primaryLane);
+      const guards = [...context.interceptors.values()].filter(
+        (interceptor) => interceptor !== self && typeof interceptor.laneAvailable === "function",
+      );
+      router = new Router({
+        lanes: context.lanes,
+        primary: context.primaryLane,
+        reads,
+        slow,
+        patterns,
+        recentWrites,
+        available: (lane) => {
+          for (const guard of guards) {
+            try {
+              if (guard.laneAvailable!(lane) === false) return false;
+            } catch (error) {
+              reportHookError(`${guard.name}.laneAvailable`, error);
+            }
+          }
+          return true;
+        },
+        attributes: { [ATTR.POOL_NAME]: context.name },
+      });
+      learning = slow !== undefined;
+      try {
+        const meter = pgpilotMeter(config.meterProvider);
+        routedCounter = meter.createCounter(AFFINITY_METRIC.ROUTED, {
+          description: "Operations routed to a lane, by lane and reason",
+          unit: "{operation}",
+        });
+        const gauge = meter.createObservableGauge(AFFINITY_METRIC.SLOW_PATTERNS, {
+          description: "Query patterns currently learned as slow (routed to the slow lane)",
+          unit: "{pattern}",
+        });
+        const gaugeAttributes = { [ATTR.POOL_NAME]: context.name };
+        gauge.addCallback((result) => result.observe(patterns.size.slow, gaugeAttributes));
+      } catch (error) {
+        reportHookError("affinity.meter", error);
+      }
+    },
+
+    async intercept(op: Operation, next: Next): Promise<unknown> {
+      if (op.parent !== undefined) {
+        // Children run on their parent's lane; only their writes matter (read-your-writes).
+        if (op.readOnly) return next();
+        try {
+          return await next();
+        } finally {
+          noteChildWrite(op);
+        }
+      }
+      if (router === undefined) return next(); // not attached: used outside pilot()
+      const route = router.route(op);
+      const lane = route.lane;
+      op.lane = lane.name;
+      op.attributes[AFFINITY_REASON_ATTRIBUTE] = route.reason;
+      count(route);
+      if (op.kind === "query" && op.readOnly) {
+        readsRouted++;
+        if (lane !== router.primary) readsOffPrimary++;
+      }
+      lane.outstanding++;
+      try {
+        return await next();
+      } finally {
+        lane.outstanding--;
+        settleRoot(op);
+      }
+    },
+
+    stats(): AffinityStats {
+      const byLane: AffinityStats["byLane"] = {};
+      const outstanding: Record<string, number> = {};
+      let routed = 0;
+      let fallbacks = 0;
+      for (const lane of router?.lanes.values() ?? []) {
+        outstanding[lane.name] = lane.outstanding;
+        for (const reason of ROUTING_REASONS) {
+          const n = lane.routes[reason].count;
+          if (n === 0) continue;
+          (byLane[lane.name] ??= {})[reason] = n;
+          routed += n;
+          if (reason === "fallback") fallbacks += n;
+        }
+      }
+      const evidence = patterns.evidence(10);
+      const size = patterns.size;
+      const writes = recentWrites.snapshot();
+      return {
+        primary: router?.primary.name ?? "",
+        reads: router?.reads.map((lane) => lane.name) ?? [],
+        slow: router?.slow?.name,
+        routed,
+        byLane,
+        hitRate: routed === 0 ? null : (routed - fallbacks) / routed,
+        fallbacks,
+        readOffload: readsRouted === 0 ? null : readsOffPrimary / readsRouted,
+        outstanding,
+        patterns: {
+          slowMs: config.slowMs,
+          recoverMs: config.recoverMs,
+          minSamples: config.minSamples,
+          tracked: size.tracked,
+          slowCount: size.slow,
+          slow: evidence.slow,
+          recentFast: evidence.fast,
+        },
+        readYourWrites: {
+          windowMs: config.readYourWritesMs,
+          tablesInWindow: writes.tables,
+          everyTableInWindow: writes.everything,
+        },
+      };
+    },
+
+    health(): HealthReport {
+      if (router === undefined || router.anyReadLaneAvailable()) return { status: "healthy", score: 1 };
+      return {
+        status: "degraded",
+        score: 0.5,
+        reasons: ["every read lane is unavailable: reads are served by the primary"],
+        details: { reads: router.reads.map((lane) => lane.name) },
+      };
+    },
+
+    onPatternChange(listener: (change: PatternChange) => void): { dispose(): void } {
+      listeners.add(listener);
+      return { dispose: () => void listeners.delete(listener) };
+    },
+  };
+  return self;
+}
