@@ -136,7 +136,8 @@ export class Operation {
     if (this.#controller === undefined) {
       const controller = new AbortController();
       this.#controller = controller;
-      for (const upstream of [this.#userSignal, this.parent?.abortable ? this.parent.signal : undefined]) {
+      // A child follows its transaction: aborting the transaction cancels the query in flight.
+      for (const upstream of [this.#userSignal, this.parent?.signal]) {
         if (upstream === undefined) continue;
         if (upstream.aborted) controller.abort(upstream.reason);
         else {

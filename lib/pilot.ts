@@ -168,7 +168,7 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
       const via = op.via;
       if (via !== undefined) via(query);
       else lane.handler(query);
-      if (op.abortable) {
+      if (op.abortable || op.parent !== undefined) {
         op.signal.addEventListener("abort", () => void lane.canceller(query).catch(noop), { once: true });
       }
     });
@@ -186,7 +186,7 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
   }
 
   function run(op: Operation, settle: (value: unknown) => void, fail: (error: unknown) => void): void {
-    if (op.scope?.signal === undefined) {
+    if (op.scope?.signal === undefined && op.parent === undefined) {
       chain(op).then(settle, fail);
       return;
     }
