@@ -167,7 +167,7 @@ describe("lanes", () => {
       other: postgres(testUrl(), { max: 1, connection: { application_name: "lane-other" } }),
     }, { interceptors: [rec] });
     clients.push(sql);
-    const app = (rows: { a: string }[]) => rows[0]!.a;
+    const app = (rows: readonly any[]) => rows[0]!.a as string;
     expect(app(await sql`select current_setting('application_name') as a`)).toBe("lane-primary");
     expect(app(await sql.lane("other")`select current_setting('application_name') as a`)).toBe("lane-other");
     expect(app(await sql.with({ lane: "other" })`select current_setting('application_name') as a`)).toBe("lane-other");
