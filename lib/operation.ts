@@ -62,6 +62,12 @@ export class Operation {
   attempt = 0;
   /** Set once the operation has reached postgres.js (the query was sent or queued there). */
   dispatched = false;
+  /**
+   * When the query was handed to postgres.js (`performance.now()` ms; 0 before). The time from
+   * `startedAt` to here is the wait in pgpilot's chain (queue, routing); for transactions and
+   * reservations it is when postgres.js was asked to begin or reserve.
+   */
+  dispatchedAt = 0;
   /** The postgres.js query, for `kind === "query"` (undefined for `listen`). */
   readonly query: RawQuery | undefined;
   /** The options of the scoped `sql` that created it (children inherit their parent's). */

@@ -150,7 +150,11 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
   // ---- the terminal step: what runs after the last interceptor --------------------------
 
   function perform(op: Operation): Promise<unknown> {
-    return op.task !== undefined ? op.task(op) : send(op);
+    if (op.task === undefined) return send(op);
+    if (op.aborted) return Promise.reject(op.signal.reason);
+    op.dispatched = true;
+    op.dispatchedAt = performance.now();
+    return op.task(op);
   }
 
   function send(op: Operation): Promise<unknown> {
@@ -165,6 +169,7 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
       op.current = query;
       captureSettlement(query, resolve, reject);
       op.dispatched = true;
+      op.dispatchedAt = performance.now();
       const via = op.via;
       if (via !== undefined) via(query);
       else lane.handler(query);
