@@ -1,0 +1,337 @@
+/**
+ * One lane's adaptive state: its limiter, the sampling window that feeds the limit algorithm,
+ * the load monitor's counters, the forecaster and the pre-warmer.
+ *
+ * @module
+ */
+import type { Attributes } from "@opentelemetry/api";
+import { classify } from "../classify.ts";
+import type { Next } from "../interceptor.ts";
+import type { Operation } from "../operation.ts";
+import { reportHookError } from "../telemetry/diag.ts";
+import { clamp, type LimitAlgorithm } from "./algorithm.ts";
+import { type ForecastAccuracy, HoltForecaster } from "./forecast.ts";
+import { Limiter } from "./limiter.ts";
+import { LoadWindow, type LoadSnapshot } from "./load-monitor.ts";
+import type { AdaptiveCounters, LaneGauges } from "./metrics.ts";
+import { planPrewarm, type PrewarmPlan, WarmTracker } from "./prewarm.ts";
+
+/** A change of a lane's limit, for `onLimitChange` listeners. */
+export interface LimitChange {
+  lane: string;
+  previous: number;
+  limit: number;
+  direction: "up" | "down";
+}
+
+/** Everything a lane needs, resolved from the options and the lane's pool. */
+export interface LaneSettings {
+  name: string;
+  attributes: Attributes;
+  min: number;
+  max: number;
+  initial: number;
+  queueTimeoutMs: number;
+  maxQueue: number;
+  windowMs: number;
+  algorithm: LimitAlgorithm;
+  intervalMs: number;
+  horizonSteps: number;
+  forecast: { alpha: number; beta: number };
+  targetUtilization: number;
+  prewarm: boolean;
+  probe: (() => Promise<void>) | undefined;
+  counters: AdaptiveCounters | undefined;
+  onLimitChange: (change: LimitChange) => void;
+}
+
+/** A lane's section of `stats()`. */
+export interface AdaptiveLaneStats {
+  algorithm: string;
+  limit: number;
+  min: number;
+  max: number;
+  inFlight: number;
+  pending: number;
+  maxQueue: number;
+  saturated: boolean;
+  adjustments: { up: number; down: number };
+  rejected: { timeout: number; saturated: number; aborted: number };
+  load: LoadSnapshot | undefined;
+  forecast: {
+    arrivalRate: number;
+    horizonMs: number;
+    neededConnections: number;
+    accuracy: ForecastAccuracy;
+  };
+  prewarm: { enabled: boolean; probes: number; failures: number; warmConnections: number };
+}
+
+/** Windows need this many query samples before the algorithm hears about them. */
+const MIN_WINDOW_SAMPLES = 10;
+/** Remember peak concurrency this long when estimating open connections (ms). */
+const WARM_MEMORY_MS = 60_000;
+
+/**
+ * The adaptive state of one lane.
+ *
+ * @example
+ * ```ts
+ * const lane = new AdaptiveLane(settings);
+ * if (lane.limiter.tryAcquire()) await lane.run(op, next);
+ * ```
+ */
+export class AdaptiveLane implements LaneGauges {
+  readonly name: string;
+  readonly attributes: Attributes;
+  readonly limiter: Limiter;
+  readonly load: LoadWindow;
+  readonly #settings: LaneSettings;
+  readonly #forecaster: HoltForecaster;
+  readonly #warm: WarmTracker;
+  #estimate: number;
+  #up = 0;
+  #down = 0;
+  #timeouts = 0;
+  #shed = 0;
+  #aborted = 0;
+  #refusedThisInterval = 0;
+  #refusedLastInterval = 0;
+  #probes = 0;
+  #probeFailures = 0;
+  #snapshot: LoadSnapshot | undefined;
+  #plan: PrewarmPlan = { needed: 0, target: 0, probes: 0 };
+  // The algorithm's sampling window.
+  #windowStart: number;
+  #count = 0;
+  #rttSum = 0;
+  #minRtt = Infinity;
+  #maxInFlight = 0;
+  #drops = 0;
+  #tickPeak = 0;
+
+  constructor(settings: LaneSettings) {
+    this.#settings = settings;
+    this.name = settings.name;
+    this.attributes = settings.attributes;
+    this.#estimate = clamp(settings.initial, settings.min, settings.max);
+    const now = performance.now();
+    this.#windowStart = now;
+    this.load = new LoadWindow(now);
+    this.#forecaster = new HoltForecaster({ ...settings.forecast, horizonSteps: settings.horizonSteps });
+    this.#warm = new WarmTracker(Math.ceil(WARM_MEMORY_MS / settings.intervalMs));
+    this.limiter = new Limiter({
+      lane: settings.name,
+      limit: Math.floor(this.#estimate),
+      queueTimeoutMs: settings.queueTimeoutMs,
+      maxQueue: settings.maxQueue,
+      onGranted: (waited) => (this.load.waitedMs += waited),
+      onGiveUp: (outcome, waited) => this.#gaveUp(outcome, waited),
+    });
+  }
+
+  /**
+   * Run the rest of the chain with the permit this operation holds; give it back when the
+   * operation settles. Queries feed the algorithm's RTT window; transactions and reservations
+   * (held for their whole life) count toward concurrency only.
+   */
+  run(op: Operation, next: Next): Promise<unknown> {
+    const start = performance.now();
+    const inFlight = this.limiter.inFlight;
+    this.load.admit(start, inFlight - 1);
+    if (inFlight > this.#maxInFlight) this.#maxInFlight = inFlight;
+    if (inFlight > this.#tickPeak) this.#tickPeak = inFlight;
+    const sampled = op.kind === "query";
+    let result: Promise<unknown>;
+    try {
+      result = next();
+    } catch (error) {
+      this.#settle(start, sampled, error);
+      throw error;
+    }
+    return result.then(
+      (value) => (this.#settle(start, sampled, undefined), value),
+      (error) => {
+        this.#settle(start, sampled, error);
+        throw error;
+      },
+    );
+  }
+
+  #settle(start: number, sampled: boolean, error: unknown): void {
+    const end = performance.now();
+    const held = end - start;
+    this.load.finish(end, this.limiter.inFlight, held, error === undefined);
+    if (error !== undefined && classify(error) === "timeout") this.#drops++;
+    if (sampled) {
+      this.#count++;
+      this.#rttSum += held;
+      if (held < this.#minRtt) this.#minRtt = held;
+    }
+    this.limiter.release();
+    if (end - this.#windowStart >= this.#settings.windowMs && (this.#count >= MIN_WINDOW_SAMPLES || this.#drops > 0)) {
+      this.#closeWindow(end);
+    }
+  }
+
+  /** Hand the window to the algorithm and apply the limit it returns, within [min, max]. */
+  #closeWindow(now: number): void {
+    const { algorithm, min, max } = this.#settings;
+    let proposed: number;
+    try {
+      proposed = algorithm.next(this.#estimate, {
+        rttMs: this.#count === 0 ? 0 : this.#rttSum / this.#count,
+        minRttMs: this.#minRtt,
+        maxInFlight: this.#maxInFlight,
+        queued: this.limiter.pending,
+        count: this.#count,
+        drops: this.#drops,
+      });
+    } catch (error) {
+      reportHookError(`adaptive.${algorithm.name}`, error);
+      proposed = this.#estimate;
+    }
+    this.#windowStart = now;
+    this.#count = this.#drops = this.#rttSum = 0;
+    this.#minRtt = Infinity;
+    this.#maxInFlight = this.limiter.inFlight;
+    if (!Number.isFinite(proposed)) return;
+    this.#estimate = clamp(proposed, min, max);
+    this.#apply(Math.floor(this.#estimate));
+  }
+
+  #apply(limit: number): void {
+    const previous = this.limiter.limit;
+    if (limit === previous) return;
+    const direction = limit > previous ? "up" : "down";
+    if (direction === "up") this.#up++;
+    else this.#down++;
+    this.limiter.setLimit(limit);
+    this.#settings.counters?.adjustment(this.attributes, direction);
+    this.#settings.onLimitChange({ lane: this.name, previous, limit, direction });
+  }
+
+  #gaveUp(outcome: "timeout" | "shed" | "aborted", waited: number): void {
+    this.load.waitedMs += waited;
+    if (outcome === "aborted") {
+      this.#aborted++;
+      return;
+    }
+    this.#refusedThisInterval++;
+    if (outcome === "timeout") this.#timeouts++;
+    else this.#shed++;
+    this.#settings.counters?.rejection(this.attributes, outcome === "timeout" ? "timeout" : "saturated");
+  }
+
+  /** The monitor's tick: close the load interval, update the forecast, pre-warm if needed. */
+  tick(now: number, lagMs: number): void {
+    const limiter = this.limiter;
+    this.#snapshot = this.load.close(now, {
+      limit: limiter.limit,
+      inFlight: limiter.inFlight,
+      queued: limiter.pending,
+      lagMs,
+    });
+    this.#refusedLastInterval = this.#refusedThisInterval;
+    this.#refusedThisInterval = 0;
+    this.#forecaster.observe(this.#snapshot.arrivalRate);
+    this.#warm.saw(this.#tickPeak);
+    this.#warm.tick();
+    this.#tickPeak = limiter.inFlight;
+    this.#plan = planPrewarm({
+      forecastRate: this.#forecaster.forecast(),
+      holdMs: this.#snapshot.latencyMs.mean,
+      targetUtilization: this.#settings.targetUtilization,
+      ceiling: this.#settings.max,
+      warm: this.#warm.value,
+      free: limiter.pending > 0 ? 0 : limiter.limit - limiter.inFlight,
+    });
+    if (this.#settings.prewarm && this.#plan.probes > 0) this.prewarm(this.#plan.probes);
+  }
+
+  /**
+   * Run up to `count` concurrent `select 1` probes on free permits, so postgres.js opens
+   * connections that are closed. Resolves when they settled; returns how many ran.
+   */
+  prewarm(count: number): Promise<number> {
+    const probe = this.#settings.probe;
+    if (probe === undefined) return Promise.resolve(0);
+    const running: Promise<void>[] = [];
+    for (let i = 0; i < count && this.limiter.tryAcquire(); i++) {
+      if (this.limiter.inFlight > this.#tickPeak) this.#tickPeak = this.limiter.inFlight;
+      running.push(
+        probe().then(
+          () => this.limiter.release(),
+          () => (this.#probeFailures++, this.limiter.release()),
+        ),
+      );
+    }
+    if (running.length === 0) return Promise.resolve(0);
+    this.#probes += running.length;
+    this.#settings.counters?.probes(this.attributes, running.length);
+    return Promise.all(running).then(() => running.length);
+  }
+
+  /** A full queue, or as many waiting as the limit admits: new work should go elsewhere. */
+  get saturated(): boolean {
+    const pending = this.limiter.pending;
+    return pending > 0 && (pending >= this.limiter.maxQueue || pending >= this.limiter.limit);
+  }
+
+  /** Calls refused (timeout or shed) in the last full monitor interval and the current one. */
+  get recentlyRefused(): number {
+    return this.#refusedLastInterval + this.#refusedThisInterval;
+  }
+
+  limit(): number {
+    return this.limiter.limit;
+  }
+  queued(): number {
+    return this.limiter.pending;
+  }
+  loadFactor(): number {
+    return this.#snapshot?.loadFactor ?? 0;
+  }
+  arrivalRate(): number {
+    return this.#snapshot?.arrivalRate ?? 0;
+  }
+  forecast(): number {
+    return this.#forecaster.forecast();
+  }
+  neededConnections(): number {
+    return this.#plan.needed;
+  }
+  eventLoopLagMs(): number {
+    return this.#snapshot?.eventLoopLagMs ?? 0;
+  }
+
+  /** This lane's section of `stats()`. */
+  stats(): AdaptiveLaneStats {
+    const limiter = this.limiter;
+    return {
+      algorithm: this.#settings.algorithm.name,
+      limit: limiter.limit,
+      min: this.#settings.min,
+      max: this.#settings.max,
+      inFlight: limiter.inFlight,
+      pending: limiter.pending,
+      maxQueue: limiter.maxQueue,
+      saturated: this.saturated,
+      adjustments: { up: this.#up, down: this.#down },
+      rejected: { timeout: this.#timeouts, saturated: this.#shed, aborted: this.#aborted },
+      load: this.#snapshot,
+      forecast: {
+        arrivalRate: this.#forecaster.forecast(),
+        horizonMs: this.#settings.horizonSteps * this.#settings.intervalMs,
+        neededConnections: this.#plan.needed,
+        accuracy: this.#forecaster.accuracy(),
+      },
+      prewarm: {
+        enabled: this.#settings.prewarm,
+        probes: this.#probes,
+        failures: this.#probeFailures,
+        warmConnections: this.#warm.value,
+      },
+    };
+  }
+}

@@ -1,0 +1,275 @@
+/**
+ * `adaptive()`: an admission limiter in front of each lane's pool, with a FIFO queue, load
+ * shedding, a limit that adapts to measured latency, a load monitor, arrival-rate forecasting
+ * and pre-warming (DESIGN §3; docs/adaptive.md).
+ *
+ * postgres.js fixes `max` at creation and, past it, pipelines queries onto busy connections —
+ * which, in 3.4.9, leaves the pool slower for good after a burst. So "adaptive pool size" here is
+ * the number of permits in front of the pool: in flight never exceeds it.
+ *
+ * @module
+ */
+import type { MeterProvider } from "@opentelemetry/api";
+import * as v from "valibot";
+import { atLeast, integerAtLeast, parseOptions } from "../config.ts";
+import { ConfigError, PilotError } from "../errors.ts";
+import type { HealthReport, Interceptor, Next, PilotContext } from "../interceptor.ts";
+import type { Operation } from "../operation.ts";
+import { ATTR } from "../telemetry/names.ts";
+import { pgpilotMeter } from "../telemetry/otel.ts";
+import { safely } from "../telemetry/diag.ts";
+import type { LimitAlgorithm } from "../adaptive/algorithm.ts";
+import { aimd } from "../adaptive/aimd.ts";
+import { fixed } from "../adaptive/fixed.ts";
+import { gradient } from "../adaptive/gradient.ts";
+import { AdaptiveLane, type AdaptiveLaneStats, type LimitChange } from "../adaptive/lane.ts";
+import { everyInterval } from "../adaptive/load-monitor.ts";
+import { adaptiveInstruments, type AdaptiveCounters } from "../adaptive/metrics.ts";
+import { vegas } from "../adaptive/vegas.ts";
+
+const fraction = v.pipe(v.number(), v.finite(), v.gtValue(0), v.maxValue(1));
+const positiveOrInfinite = v.pipe(v.number(), v.gtValue(0));
+
+const OPTIONS = v.strictObject({
+  algorithm: v.optional(v.picklist(["gradient", "vegas", "aimd", "fixed"]), "gradient"),
+  min: v.optional(integerAtLeast(1)),
+  max: v.optional(integerAtLeast(1)),
+  initial: v.optional(integerAtLeast(1)),
+  pipelineDepth: v.optional(integerAtLeast(0), 0),
+  queueTimeoutMs: v.optional(positiveOrInfinite, 30_000),
+  maxQueue: v.optional(v.union([integerAtLeast(0), v.literal(Infinity)]), 1000),
+  growthFactor: v.optional(v.pipe(v.number(), v.finite(), v.gtValue(1)), 1.8),
+  smoothing: v.optional(fraction, 0.2),
+  tolerance: v.optional(atLeast(1), 1.5),
+  backoffRatio: v.optional(v.pipe(v.number(), v.gtValue(0), v.ltValue(1)), 0.9),
+  latencyThresholdMs: v.optional(v.pipe(v.number(), v.finite(), v.gtValue(0)), 200),
+  windowMs: v.optional(atLeast(1), 100),
+  intervalMs: v.optional(atLeast(10), 1000),
+  horizonMs: v.optional(atLeast(0), 3000),
+  targetUtilization: v.optional(fraction, 0.7),
+  prewarm: v.optional(v.boolean(), true),
+  forecast: v.optional(v.strictObject({ alpha: v.optional(fraction, 0.8), beta: v.optional(fraction, 0.5) }), {}),
+  meterProvider: v.optional(v.custom<MeterProvider>(
+    (value) => typeof value === "object" && value !== null && typeof (value as MeterProvider).getMeter === "function",
+    "must be an OpenTelemetry MeterProvider",
+  )),
+});
+
+/** Options of {@link adaptive}. All are optional; docs/adaptive.md explains each. */
+export interface AdaptiveOptions {
+  /** How the limit adapts: `"gradient"` (default), `"vegas"`, `"aimd"` or `"fixed"`. */
+  algorithm?: "gradient" | "vegas" | "aimd" | "fixed";
+  /** Lowest limit (seed `min_pool_size`). Default 1. */
+  min?: number;
+  /** Highest limit, capped at each lane's postgres.js `max` (seed `max_pool_size`). Default: the lane's `max`. */
+  max?: number;
+  /** Limit at the start. Default: `max`. */
+  initial?: number;
+  /** Permits above the pool size: queries pipelined onto busy connections. Default 0. */
+  pipelineDepth?: number;
+  /** Longest wait for a permit, ms (seed `pool_timeout`); `Infinity` waits forever. Default 30 000. */
+  queueTimeoutMs?: number;
+  /** Most waiters per lane; beyond, calls fail at once with `PoolSaturatedError`. Default 1000. */
+  maxQueue?: number;
+  /** Growth cap per adjustment: next limit ≤ limit × growthFactor (seed `pool_growth_factor`). Default 1.8. */
+  growthFactor?: number;
+  /** Gradient: weight of each window's target in the limit, 0 < s ≤ 1. Default 0.2. */
+  smoothing?: number;
+  /** Gradient: how much the short-term RTT may exceed the long-term RTT before the limit falls. Default 1.5. */
+  tolerance?: number;
+  /** AIMD: multiply the limit by this on a bad window. Default 0.9. */
+  backoffRatio?: number;
+  /** AIMD: a window with a mean RTT above this (ms) is bad (seed `response_time_threshold_ms`). Default 200. */
+  latencyThresholdMs?: number;
+  /** Shortest sampling window of the limit algorithm, ms (it also needs 10 query samples). Default 100. */
+  windowMs?: number;
+  /** Load monitor interval, ms (seed `monitoring_interval`). Default 1000. */
+  intervalMs?: number;
+  /** How far ahead the arrival rate is forecast, ms (rounded to whole intervals, at least one). Default 3000. */
+  horizonMs?: number;
+  /** Little's-law target utilization for pre-warming, 0 < u ≤ 1. Default 0.7. */
+  targetUtilization?: number;
+  /** Open connections ahead of a forecast surge. Default true. */
+  prewarm?: boolean;
+  /** Holt's smoothing factors for the arrival-rate forecast. Default `{ alpha: 0.8, beta: 0.5 }`. */
+  forecast?: { alpha?: number; beta?: number };
+  /** Where metrics go. Default: the global OpenTelemetry meter provider. */
+  meterProvider?: MeterProvider;
+}
+
+/** `sql.stats().adaptive`. */
+export interface AdaptiveStats {
+  algorithm: string;
+  lanes: Record<string, AdaptiveLaneStats>;
+}
+
+/** The adaptive interceptor, with what other interceptors and callers may ask it. */
+export interface AdaptiveInterceptor extends Interceptor {
+  readonly name: "adaptive";
+  /** Operations waiting for a permit on `lane`. */
+  pending(lane: string): number;
+  /** Current limit (permits) of `lane`. */
+  limit(lane: string): number;
+  /** Operations holding a permit on `lane`. */
+  inFlight(lane: string): number;
+  /** False while `lane` is saturated (its queue is full or as long as its limit). */
+  laneAvailable(lane: string): boolean;
+  /**
+   * Open connections on `lane` now by running up to `connections` concurrent `select 1` probes
+   * on free permits. Resolves with how many probes ran.
+   */
+  prewarm(lane: string, connections: number): Promise<number>;
+  /** Listen to limit changes; returns a handle whose `dispose()` stops listening. */
+  onLimitChange(listener: (change: LimitChange) => void): { dispose(): void };
+  stats(): AdaptiveStats;
+  health(): HealthReport;
+}
+
+/**
+ * Adaptive concurrency in front of each lane's pool.
+ *
+ * - In flight never exceeds the lane's limit, which stays in [`min`, `max`]; `max` defaults to
+ *   the lane's postgres.js `max` (plus `pipelineDepth`, 0 by default).
+ * - Callers beyond the limit wait in a FIFO queue: `PoolTimeoutError` after `queueTimeoutMs`,
+ *   `PoolSaturatedError` at once when `maxQueue` are already waiting; an aborted operation
+ *   (deadline, caller's signal, `query.cancel()`) leaves the queue with its abort reason.
+ * - A transaction or reservation holds one permit for its whole life; its queries pass.
+ * - Put it last in the chain, so deadlines and retries wrap the queue wait.
+ *
+ * @example
+ * ```ts
+ * import postgres from "postgres";
+ * import { pilot, adaptive } from "pgpilot";
+ *
+ * const sql = pilot(postgres(url, { max: 25 }), {
+ *   interceptors: [adaptive({ min: 5, queueTimeoutMs: 5_000, maxQueue: 500 })],
+ * });
+ * sql.stats().adaptive.lanes.primary.limit;
+ * ```
+ */
+export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
+  const config = parseOptions("adaptive", OPTIONS, options);
+  if (config.min !== undefined && config.max !== undefined && config.min > config.max) {
+    throw new ConfigError("adaptive", [{ path: "min", message: `must be <= max (${config.max}) (got ${config.min})` }]);
+  }
+  const horizonSteps = Math.max(1, Math.round(config.horizonMs / config.intervalMs));
+  const lanes = new Map<string, AdaptiveLane>();
+  const listeners = new Set<(change: LimitChange) => void>();
+  let context: PilotContext | undefined;
+  let counters: AdaptiveCounters | undefined;
+  let stopMonitor: (() => void) | undefined;
+
+  const emit = (change: LimitChange) => {
+    for (const listener of listeners) safely("adaptive.onLimitChange", listener, change);
+  };
+
+  function algorithmFor(): LimitAlgorithm {
+    switch (config.algorithm) {
+      case "vegas":
+        return vegas({ growthFactor: config.growthFactor });
+      case "aimd":
+        return aimd({ backoffRatio: config.backoffRatio, latencyThresholdMs: config.latencyThresholdMs });
+      case "fixed":
+        return fixed();
+      default:
+        return gradient({ growthFactor: config.growthFactor, smoothing: config.smoothing, tolerance: config.tolerance });
+    }
+  }
+
+  function createLane(name: string): AdaptiveLane {
+    const info = context?.lanes.get(name);
+    const poolMax = info?.max ?? config.max ?? 10;
+    // More permits than connections pipelines queries onto busy connections; only on request.
+    const max = Math.min(config.max ?? poolMax, poolMax) + config.pipelineDepth;
+    const min = Math.min(config.min ?? 1, max);
+    const lane = new AdaptiveLane({
+      name,
+      attributes: { [ATTR.POOL_NAME]: context?.name ?? "default", [ATTR.LANE]: name },
+      min,
+      max,
+      initial: config.initial ?? max,
+      queueTimeoutMs: config.queueTimeoutMs,
+      maxQueue: config.maxQueue,
+      windowMs: config.windowMs,
+      algorithm: algorithmFor(),
+      intervalMs: config.intervalMs,
+      horizonSteps,
+      forecast: { alpha: config.forecast.alpha, beta: config.forecast.beta },
+      targetUtilization: config.targetUtilization,
+      prewarm: config.prewarm,
+      probe: info?.probe,
+      counters,
+      onLimitChange: emit,
+    });
+    lanes.set(name, lane);
+    return lane;
+  }
+
+  const laneOf = (name: string): AdaptiveLane => lanes.get(name) ?? createLane(name);
+
+  const interceptor: AdaptiveInterceptor = {
+    name: "adaptive",
+
+    attach(pilotContext: PilotContext): void {
+      context = pilotContext;
+      counters = adaptiveInstruments(pgpilotMeter(config.meterProvider), () => lanes.values());
+      for (const name of pilotContext.lanes.keys()) createLane(name);
+      stopMonitor = everyInterval(config.intervalMs, (lagMs) => {
+        const now = performance.now();
+        for (const lane of lanes.values()) lane.tick(now, lagMs);
+      });
+    },
+
+    intercept(op: Operation, next: Next): Promise<unknown> {
+      // Children run on the connection their transaction or reservation holds a permit for;
+      // LISTEN runs on postgres.js's own dedicated connection, outside the pool.
+      if (op.parent !== undefined || (op.query === undefined && op.kind === "query")) return next();
+      const lane = lanes.get(op.lane) ?? laneOf(op.lane);
+      lane.load.arrivals++;
+      if (lane.limiter.tryAcquire()) return lane.run(op, next);
+      // Only an operation that really waits creates its signal and listens to it.
+      return lane.limiter.acquire(op.signal).then(() => lane.run(op, next));
+    },
+
+    pending: (lane) => lanes.get(lane)?.limiter.pending ?? 0,
+    limit: (lane) => lanes.get(lane)?.limiter.limit ?? context?.lanes.get(lane)?.max ?? 0,
+    inFlight: (lane) => lanes.get(lane)?.limiter.inFlight ?? 0,
+    laneAvailable: (lane) => !(lanes.get(lane)?.saturated ?? false),
+    prewarm: (lane, connections) => laneOf(lane).prewarm(connections),
+
+    onLimitChange(listener) {
+      listeners.add(listener);
+      return { dispose: () => void listeners.delete(listener) };
+    },
+
+    stats(): AdaptiveStats {
+      const stats: AdaptiveStats = { algorithm: config.algorithm, lanes: {} };
+      for (const lane of lanes.values()) stats.lanes[lane.name] = lane.stats();
+      return stats;
+    },
+
+    health(): HealthReport {
+      const reasons: string[] = [];
+      for (const lane of lanes.values()) {
+        if (lane.saturated) {
+          reasons.push(`lane "${lane.name}" saturated: ${lane.limiter.pending} waiting for ${lane.limiter.limit} permits`);
+        } else if (lane.recentlyRefused > 0) {
+          reasons.push(`lane "${lane.name}" refused ${lane.recentlyRefused} calls (queue timeout or full) recently`);
+        }
+      }
+      return reasons.length === 0
+        ? { status: "healthy", score: 1 }
+        : { status: "degraded", score: 0.5, reasons };
+    },
+
+    async close(): Promise<void> {
+      stopMonitor?.();
+      for (const lane of lanes.values()) lane.limiter.drain(closedError());
+    },
+  };
+  return interceptor;
+}
+
+function closedError(): PilotError {
+  return new PilotError("CLOSED", "pilot closed while the operation waited for a connection");
+}
