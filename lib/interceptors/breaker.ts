@@ -1,0 +1,313 @@
+/**
+ * `breaker()`: a multi-level circuit breaker, one circuit per lane (DESIGN §3).
+ *
+ * Each failure is classified (lib/classify.ts); `connection`, `timeout`, `transaction` and
+ * `resource` failures count against their own threshold within a sliding window, and all of them
+ * together against a failure rate. `client` errors (syntax, constraint violations, pgpilot's own
+ * rejections) never count: they are the caller's bug, not the database's health.
+ *
+ * While a lane's circuit is open, calls to it fail at once with `CircuitOpenError` — no network
+ * I/O. After the recovery time, half-open admits `halfOpenRequests` probes (the breaker's own
+ * `select 1` when `activeProbing` is on); that many successes close it, one failure re-opens it
+ * for longer. A transaction or reservation counts once, as a whole; its inner queries pass
+ * through. A call the caller aborted counts as nothing; one a deadline aborted counts as a timeout.
+ *
+ * @module
+ */
+import { classify } from "../classify.ts";
+import { CircuitOpenError, isPilotError } from "../errors.ts";
+import type { HealthReport, Interceptor, Next, PilotContext } from "../interceptor.ts";
+import type { Operation } from "../operation.ts";
+import { reportHookError } from "../telemetry/diag.ts";
+import { pgpilotMeter } from "../telemetry/otel.ts";
+import { Circuit, type CircuitSnapshot, type CircuitStateName, type CircuitTransition, REJECTED } from "./breaker/circuit.ts";
+import { type Disposable, Listeners } from "./breaker/listeners.ts";
+import { type BreakerConfig, type BreakerOptions, parseBreakerOptions } from "./breaker/options.ts";
+import { ActiveProbe } from "./breaker/probe.ts";
+import { BreakerTelemetry } from "./breaker/telemetry.ts";
+import type { CountedCategory } from "./breaker/window.ts";
+
+export type { BreakerOptions } from "./breaker/options.ts";
+export type { CircuitSnapshot, CircuitStateName, CircuitTransition } from "./breaker/circuit.ts";
+export type { Disposable } from "./breaker/listeners.ts";
+export type { CountedCategory } from "./breaker/window.ts";
+
+/** A call the breaker turned away. */
+export interface BreakerRejection {
+  readonly lane: string;
+  /** The category whose failures opened the circuit. */
+  readonly category: CountedCategory;
+  /** `open`, or `half-open` when every probe slot was taken. */
+  readonly state: "open" | "half-open";
+  readonly retryAfterMs: number;
+}
+
+/** One lane in `stats()`. */
+export interface LaneBreakerStats {
+  state: CircuitStateName;
+  /** What opened it (open / half-open). */
+  category?: CountedCategory;
+  /** Until the next probe (open). */
+  retryAfterMs?: number;
+  /** Consecutive opens without a close. */
+  opens: number;
+  /** Probes running (half-open). */
+  probes: number;
+  /** Calls and counted failures in the sliding window. */
+  window: { calls: number; failures: number; byCategory: Record<CountedCategory, number> };
+  /** Lifetime counts. */
+  transitions: number;
+  rejections: number;
+  activeProbes: { sent: number; answered: number };
+}
+
+/** `breaker().stats()`. */
+export interface BreakerStats {
+  lanes: Record<string, LaneBreakerStats>;
+}
+
+/** The interceptor `breaker()` returns. */
+export interface Breaker extends Interceptor {
+  readonly name: "breaker";
+  /** Listen to state changes of any lane's circuit. */
+  onStateChange(listener: (transition: CircuitTransition) => void): Disposable;
+  /** Listen to rejected calls. */
+  onReject(listener: (rejection: BreakerRejection) => void): Disposable;
+  /** State of a lane's circuit (`closed` for a lane it has not seen). */
+  state(lane: string): CircuitStateName;
+  /** False while the lane's circuit is open (or half-open with every probe slot taken). */
+  laneAvailable(lane: string): boolean;
+  stats(): BreakerStats;
+  health(): HealthReport;
+  /** Every lane's state, for `initialState` in another process or isolate. */
+  toJSON(): Record<string, CircuitSnapshot>;
+  close(): Promise<void>;
+}
+
+interface Lane {
+  readonly circuit: Circuit;
+  probe: ActiveProbe | undefined;
+  transitions: number;
+  rejections: number;
+}
+
+/**
+ * Create a circuit breaker. Put it inside `retry()` (each attempt asks the breaker, and a
+ * rejection is never retried) and inside `deadline()` (so an expired deadline counts as a timeout).
+ *
+ * @example
+ * ```ts
+ * const sql = pilot(postgres(url), {
+ *   interceptors: [deadline({ timeoutMs: 2_000 }), retry(), breaker({ recoveryMs: 5_000 })],
+ * });
+ * try { await sql`select 1`; } catch (error) {
+ *   if (error instanceof CircuitOpenError) console.log(`back in ${error.retryAfterMs} ms`);
+ * }
+ * ```
+ */
+export function breaker(options?: BreakerOptions): Breaker {
+  const config: BreakerConfig = parseBreakerOptions(options);
+  const lanes = new Map<string, Lane>();
+  const stateChanges = new Listeners<CircuitTransition>("breaker.onStateChange");
+  const rejections = new Listeners<BreakerRejection>("breaker.onReject");
+  let context: PilotContext | undefined;
+  let telemetry: BreakerTelemetry | undefined;
+  let closed = false;
+
+  function laneOf(name: string): Lane {
+    let lane = lanes.get(name);
+    if (lane !== undefined) return lane;
+    const circuit = new Circuit(name, config, config.initialState[name]);
+    const info = context?.lanes.get(name);
+    lane = {
+      circuit,
+      probe: config.activeProbing && info !== undefined
+        ? new ActiveProbe(circuit, () => info.probe(), config.probeTimeoutMs)
+        : undefined,
+      transitions: 0,
+      rejections: 0,
+    };
+    const created = lane;
+    circuit.onTransition = (transition) => {
+      created.transitions++;
+      if (transition.to === "open") created.probe?.schedule();
+      telemetry?.transition(transition.lane, transition.to);
+      stateChanges.emit(transition);
+    };
+    lanes.set(name, lane);
+    if (circuit.state.name === "open" && !closed) lane.probe?.schedule();
+    return lane;
+  }
+
+  function reject(lane: Lane): Promise<never> {
+    const circuit = lane.circuit;
+    const state = circuit.state;
+    // Rejected means not closed, so a category is there.
+    const category = state.name === "closed" ? "connection" : state.category;
+    const retryAfterMs = circuit.retryAfterMs();
+    lane.rejections++;
+    telemetry?.rejection(circuit.lane, category);
+    if (!rejections.empty) {
+      rejections.emit({ lane: circuit.lane, category, state: state.name === "open" ? "open" : "half-open", retryAfterMs });
+    }
+    return Promise.reject(new CircuitOpenError(circuit.lane, category, retryAfterMs));
+  }
+
+  /** Record how a call admitted with `ticket` ended in error. */
+  function failed(circuit: Circuit, ticket: number, op: Operation, error: unknown): void {
+    if (op.aborted) {
+      aborted(circuit, ticket, op);
+      return;
+    }
+    // pgpilot's own rejections from further in (a full queue, …) say nothing about the server.
+    if (isPilotError(error)) {
+      circuit.release(ticket);
+      return;
+    }
+    const category = classify(error);
+    if (category === "client") circuit.success(ticket);
+    else circuit.failure(ticket, category);
+  }
+
+  /**
+   * The call was aborted: by a deadline (a timeout, if the call had reached the database) or by
+   * the caller (no verdict).
+   */
+  function aborted(circuit: Circuit, ticket: number, op: Operation): void {
+    const reached = op.dispatched || op.kind !== "query";
+    if (reached && classify(op.signal.reason) === "timeout") circuit.failure(ticket, "timeout");
+    else circuit.release(ticket);
+  }
+
+  function guarded(lane: Lane, ticket: number, op: Operation, next: Next): Promise<unknown> {
+    const circuit = lane.circuit;
+    return next().then(
+      (value) => {
+        circuit.success(ticket);
+        return value;
+      },
+      (error) => {
+        failed(circuit, ticket, op, error);
+        throw error;
+      },
+    );
+  }
+
+  /**
+   * Like `guarded`, for calls someone may abort: an expired deadline counts at once, because a
+   * call into a black hole never settles by itself.
+   */
+  function watched(lane: Lane, ticket: number, op: Operation, next: Next): Promise<unknown> {
+    const circuit = lane.circuit;
+    const signal = op.signal;
+    let judged = false;
+    const onAbort = () => {
+      if (judged) return;
+      judged = true;
+      aborted(circuit, ticket, op);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    return next().then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        if (!judged) circuit.success(ticket);
+        judged = true;
+        return value;
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        if (!judged) failed(circuit, ticket, op, error);
+        judged = true;
+        throw error;
+      },
+    );
+  }
+
+  return {
+    name: "breaker",
+
+    attach(attached) {
+      context = attached;
+      try {
+        telemetry = new BreakerTelemetry(pgpilotMeter(config.meterProvider), attached.name, () => circuits());
+      } catch (error) {
+        reportHookError("breaker.metrics", error);
+      }
+      for (const name of attached.lanes.keys()) laneOf(name);
+    },
+
+    intercept(op, next) {
+      // A transaction or reservation was admitted as a whole; its queries pass through.
+      if (op.parent !== undefined) return next();
+      const lane = laneOf(op.lane);
+      const ticket = lane.circuit.admit();
+      if (ticket === REJECTED) return reject(lane);
+      return op.abortable ? watched(lane, ticket, op, next) : guarded(lane, ticket, op, next);
+    },
+
+    onStateChange: (listener) => stateChanges.add(listener),
+    onReject: (listener) => rejections.add(listener),
+
+    state: (lane) => lanes.get(lane)?.circuit.state.name ?? "closed",
+
+    laneAvailable: (lane) => lanes.get(lane)?.circuit.available() ?? true,
+
+    stats() {
+      const result: BreakerStats = { lanes: {} };
+      for (const [name, lane] of lanes) {
+        const circuit = lane.circuit;
+        const state = circuit.state;
+        result.lanes[name] = {
+          state: state.name,
+          ...(state.name === "closed" ? {} : { category: state.category }),
+          ...(state.name === "open" ? { retryAfterMs: Math.round(circuit.retryAfterMs()) } : {}),
+          opens: state.name === "closed" ? 0 : state.opens,
+          probes: circuit.probes,
+          window: circuit.window(),
+          transitions: lane.transitions,
+          rejections: lane.rejections,
+          activeProbes: { sent: lane.probe?.sent ?? 0, answered: lane.probe?.answered ?? 0 },
+        };
+      }
+      return result;
+    },
+
+    health() {
+      let status: HealthReport["status"] = "healthy";
+      const reasons: string[] = [];
+      const details: Record<string, unknown> = {};
+      for (const [name, { circuit }] of lanes) {
+        const state = circuit.state;
+        details[name] = state.name;
+        if (state.name === "open") {
+          status = "failed";
+          reasons.push(
+            `lane "${name}" circuit open after ${state.category} failures; next probe in ${Math.round(circuit.retryAfterMs())} ms`,
+          );
+        } else if (state.name === "half-open") {
+          if (status === "healthy") status = "degraded";
+          reasons.push(`lane "${name}" circuit half-open: probing after ${state.category} failures`);
+        }
+      }
+      return { status, score: status === "healthy" ? 1 : status === "degraded" ? 0.5 : 0, reasons, details };
+    },
+
+    toJSON() {
+      const snapshot: Record<string, CircuitSnapshot> = {};
+      for (const [name, { circuit }] of lanes) snapshot[name] = circuit.toJSON();
+      return snapshot;
+    },
+
+    close() {
+      closed = true;
+      for (const lane of lanes.values()) lane.probe?.close();
+      stateChanges.clear();
+      rejections.clear();
+      return Promise.resolve();
+    },
+  };
+
+  function* circuits(): Iterable<Circuit> {
+    for (const lane of lanes.values()) yield lane.circuit;
+  }
+}

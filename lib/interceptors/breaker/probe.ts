@@ -1,0 +1,105 @@
+/**
+ * Active probing: while a lane's circuit is open, the breaker itself runs `select 1` on the lane
+ * once the recovery time has passed, so no user call has to be the guinea pig. Probes run one at
+ * a time and keep going while the circuit is half-open and wants more successes.
+ *
+ * @module
+ */
+import { classify } from "../../classify.ts";
+import { type Circuit, REJECTED } from "./circuit.ts";
+import type { CountedCategory } from "./window.ts";
+
+/**
+ * Drives the probes of one circuit. `schedule()` after every transition to open; `close()`
+ * stops it (a probe already sent is left to finish, its verdict is dropped).
+ *
+ * @example
+ * ```ts
+ * const prober = new ActiveProbe(circuit, () => lane.probe(), 5_000);
+ * circuit.onTransition = (t) => t.to === "open" && prober.schedule();
+ * ```
+ */
+export class ActiveProbe {
+  readonly #circuit: Circuit;
+  readonly #probe: () => Promise<void>;
+  readonly #timeoutMs: number;
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #running = false;
+  #closed = false;
+  /** Probes sent, and how many answered. */
+  sent = 0;
+  answered = 0;
+
+  constructor(circuit: Circuit, probe: () => Promise<void>, timeoutMs: number) {
+    this.#circuit = circuit;
+    this.#probe = probe;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** Arrange a probe for when the open circuit's recovery time has passed. */
+  schedule(): void {
+    if (this.#closed) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#run(), this.#circuit.retryAfterMs());
+    // A pending probe must not keep a process alive that has nothing else to do.
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  /** Stop probing. */
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async #run(): Promise<void> {
+    this.#timer = undefined;
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      // Keep probing while half-open and short of successes; a failure re-opens the circuit,
+      // whose transition schedules the next round.
+      while (!this.#closed && this.#circuit.poll()) {
+        const ticket = this.#circuit.admit();
+        if (ticket === REJECTED) return;
+        const verdict = await this.#once();
+        if (verdict === "ok") this.#circuit.success(ticket);
+        else this.#circuit.failure(ticket, verdict);
+      }
+      // Woken a little early (timer and clock disagree by a millisecond): try again.
+      if (!this.#closed && this.#circuit.state.name === "open") this.schedule();
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /** One `select 1`: "ok" when the server answered, else the failure category. */
+  #once(): Promise<"ok" | CountedCategory> {
+    this.sent++;
+    return new Promise((resolve) => {
+      // A probe into a black hole never answers; after the timeout it counts as one.
+      const timer = setTimeout(() => resolve("timeout"), this.#timeoutMs);
+      (timer as { unref?: () => void }).unref?.();
+      let probe: Promise<void>;
+      try {
+        probe = this.#probe();
+      } catch (error) {
+        probe = Promise.reject(error);
+      }
+      probe.then(
+        () => {
+          clearTimeout(timer);
+          this.answered++;
+          resolve("ok");
+        },
+        (error) => {
+          clearTimeout(timer);
+          const category = classify(error);
+          // A client error is still an answer: the server is there.
+          if (category === "client") this.answered++;
+          resolve(category === "client" ? "ok" : category);
+        },
+      );
+    });
+  }
+}
