@@ -141,7 +141,9 @@ export function affinity(options?: AffinityOptions): AffinityInterceptor {
     if (op.kind === "query") {
       if (!op.dispatched) return;
       if (op.readOnly) {
-        if (learning) patterns.record(op.fingerprint, op.command, op.collection, performance.now() - op.startedAt);
+        // From when the query reached postgres.js: time queued in pgpilot (adaptive) is the
+        // pool's load, not the pattern's cost, and must not make a fast pattern look slow.
+        if (learning) patterns.record(op.fingerprint, op.command, op.collection, performance.now() - op.dispatchedAt);
       } else {
         recentWrites.mark(touchedTables(op.analysis));
       }
