@@ -118,25 +118,25 @@ export function breaker(options?: BreakerOptions): Breaker {
     let lane = lanes.get(name);
     if (lane !== undefined) return lane;
     const circuit = new Circuit(name, config, config.initialState[name]);
-    const info = context?.lanes.get(name);
-    lane = {
-      circuit,
-      probe: config.activeProbing && info !== undefined
-        ? new ActiveProbe(circuit, () => info.probe(), config.probeTimeoutMs)
-        : undefined,
-      transitions: 0,
-      rejections: 0,
-    };
-    const created = lane;
+    const created: Lane = { circuit, probe: undefined, transitions: 0, rejections: 0 };
     circuit.onTransition = (transition) => {
       created.transitions++;
       if (transition.to === "open") created.probe?.schedule();
       telemetry?.transition(transition.lane, transition.to);
       stateChanges.emit(transition);
     };
-    lanes.set(name, lane);
-    if (circuit.state.name === "open" && !closed) lane.probe?.schedule();
+    lanes.set(name, created);
+    lane = created;
+    probeLane(name, lane);
     return lane;
+  }
+
+  /** Give the lane its active probe once pilot has told us how to reach it. */
+  function probeLane(name: string, lane: Lane): void {
+    const info = context?.lanes.get(name);
+    if (!config.activeProbing || info === undefined || lane.probe !== undefined || closed) return;
+    lane.probe = new ActiveProbe(lane.circuit, () => info.probe(), config.probeTimeoutMs);
+    if (lane.circuit.state.name === "open") lane.probe.schedule();
   }
 
   function reject(lane: Lane): Promise<never> {
@@ -175,7 +175,7 @@ export function breaker(options?: BreakerOptions): Breaker {
    */
   function aborted(circuit: Circuit, ticket: number, op: Operation): void {
     const reached = op.dispatched || op.kind !== "query";
-    if (reached && classify(op.signal.reason) === "timeout") circuit.failure(ticket, "timeout");
+    if (reached && isDeadline(op.signal.reason)) circuit.failure(ticket, "timeout");
     else circuit.release(ticket);
   }
 
@@ -223,6 +223,9 @@ export function breaker(options?: BreakerOptions): Breaker {
     );
   }
 
+  // Lanes named in a persisted state exist from the start, so state() and stats() show them.
+  for (const name of Object.keys(config.initialState)) laneOf(name);
+
   return {
     name: "breaker",
 
@@ -234,6 +237,7 @@ export function breaker(options?: BreakerOptions): Breaker {
         reportHookError("breaker.metrics", error);
       }
       for (const name of attached.lanes.keys()) laneOf(name);
+      for (const [name, lane] of lanes) probeLane(name, lane);
     },
 
     intercept(op, next) {
@@ -310,4 +314,9 @@ export function breaker(options?: BreakerOptions): Breaker {
   function* circuits(): Iterable<Circuit> {
     for (const lane of lanes.values()) yield lane.circuit;
   }
+}
+
+/** A deadline's abort reason (a caller's cancel is a plain 57014, which must not count). */
+function isDeadline(reason: unknown): boolean {
+  return isPilotError(reason) && reason.code === "DEADLINE_EXCEEDED";
 }
