@@ -60,7 +60,7 @@ async function fullStack(routing: Interceptor): Promise<{ chain: Interceptor[]; 
   return { chain, names: chain.map((interceptor) => interceptor.name) };
 }
 
-const rows = async (query: PromiseLike<unknown>): Promise<Record<string, unknown>[]> =>
+const rows = async (query: unknown): Promise<Record<string, unknown>[]> =>
   [...(await query) as Record<string, unknown>[]];
 
 describe.skipIf(missing !== undefined)("a lane behind pgbouncer (transaction mode)", () => {

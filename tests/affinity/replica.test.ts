@@ -66,7 +66,7 @@ async function waitFor(what: string, check: () => Promise<boolean> | boolean, ti
 }
 
 /** The rows of a result as plain objects (postgres.js results are arrays with extra fields). */
-const rows = async (query: PromiseLike<unknown>): Promise<Record<string, unknown>[]> =>
+const rows = async (query: unknown): Promise<Record<string, unknown>[]> =>
   [...(await query) as Record<string, unknown>[]];
 
 const stats = (sql: { stats(): Record<string, unknown> }) => sql.stats().affinity as AffinityStats;
