@@ -5,11 +5,13 @@
  * 1. an explicit lane (`sql.lane()`, `sql.with({ lane })`, a valid `pgpilot:lane` comment) → that lane;
  * 2. anything that is not a provably read-only query (writes, transactions, reserve, listen) → primary;
  * 3. a learned-slow pattern → the slow lane (unless read-your-writes applies and the slow lane is
- *    not the primary's own server);
+ *    not the primary's own server); while the slow lane is unavailable, an available read lane
+ *    other than the primary (`fallback`), else still the slow lane — never the primary, whose
+ *    protection from this load is the point of the slow lane;
  * 4. a read touching a recently written table → the primary (or a read lane on the primary's server);
  * 5. any other read → the least loaded available read lane.
- * When the lane a rule wants is unavailable (breaker open, limiter saturated), the operation
- * falls back to the read lanes and then to the primary, counted as `fallback`.
+ * When every read lane is unavailable (breaker open, limiter saturated), reads fall back to the
+ * primary, counted as `fallback`.
  *
  * @module
  */
@@ -125,7 +127,10 @@ export class Router {
     if (slow !== undefined && this.#patterns.isSlow(op.fingerprint)) {
       if (recent && !slow.consistent) return this.primary.routes["read-your-writes"];
       if (this.#isAvailable(slow)) return slow.routes["slow-pattern"];
-      return (this.#pickRead(recent) ?? this.primary).routes.fallback;
+      // Never onto the primary: protecting it from this load is what the slow lane is for. A
+      // replica may take it; else it waits (or is refused) on its own lane.
+      const spare = recent ? undefined : this.#pickRead(false);
+      return spare !== undefined && spare !== this.primary ? spare.routes.fallback : slow.routes["slow-pattern"];
     }
     if (recent) return (this.#pickRead(true) ?? this.primary).routes["read-your-writes"];
     if (this.reads.length === 0) return this.primary.routes.read;
