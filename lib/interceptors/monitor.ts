@@ -1,0 +1,330 @@
+/**
+ * `monitor()`: OpenTelemetry semconv metrics, pool accounting, slow queries and client-side
+ * per-pattern statistics, with bounded memory (DESIGN §3).
+ *
+ * Put it after `tracing()` and before routing, admission and retries —
+ * `[tracing(), monitor(), affinity(), deadline(), retry(), breaker(), adaptive()]` — so it sees
+ * each operation once, with its final outcome and final lane, including queue wait and retries.
+ *
+ * @module
+ */
+import { classify, errorCode, FAILURE_CATEGORIES, type FailureCategory } from "../classify.ts";
+import type { HealthReport, Interceptor, LaneInfo, Next, PilotContext } from "../interceptor.ts";
+import type { Operation } from "../operation.ts";
+import { reportHookError, safely } from "../telemetry/diag.ts";
+import { LogHistogram } from "../telemetry/log-histogram.ts";
+import { MetricAttributes } from "../telemetry/metric-attributes.ts";
+import { observe } from "../telemetry/observe.ts";
+import { pgpilotMeter } from "../telemetry/otel.ts";
+import { type PatternSnapshot, PatternStats } from "../telemetry/pattern-stats.ts";
+import { type LaneUsage, PoolAccounting, type QueueGauge } from "../telemetry/pool-accounting.ts";
+import { SlidingWindow } from "../telemetry/sliding-window.ts";
+import { monitorHealth } from "./monitor/health.ts";
+import { createInstruments, type MonitorInstruments } from "./monitor/instruments.ts";
+import { type MonitorOptions, parseMonitorOptions } from "./monitor/options.ts";
+
+export type { MonitorOptions } from "./monitor/options.ts";
+export type { HealthThresholds } from "./monitor/health.ts";
+export type { PatternSnapshot } from "../telemetry/pattern-stats.ts";
+export type { LaneUsage, QueueGauge } from "../telemetry/pool-accounting.ts";
+
+/** What `onSlowQuery` listeners receive. No parameter values: `text` is parameterized/redacted. */
+export interface SlowQueryEvent {
+  fingerprint: string;
+  command: string;
+  collection: string | undefined;
+  lane: string;
+  durationMs: number;
+  thresholdMs: number;
+  /** True when the query ran inside a transaction or reservation. */
+  inTransaction: boolean;
+  /** Whether it failed (slow failures are slow queries too). */
+  failed: boolean;
+  /** Parameterized text (`$1`), with literals of `unsafe()` text redacted; at most 1000 characters. */
+  text: string;
+}
+
+/** `monitor()`'s section of `sql.stats()`. */
+export interface MonitorStats {
+  slowQueryMs: number;
+  /** Since creation. Queries include those inside transactions. */
+  totals: {
+    queries: number;
+    transactions: number;
+    reserves: number;
+    errors: number;
+    slow: number;
+    rows: number;
+  };
+  /** The last `windowSeconds` (fewer just after start). */
+  window: {
+    seconds: number;
+    queriesPerSecond: number;
+    operations: number;
+    failures: number;
+    errorRate: number;
+    meanMs: number;
+    p95Ms: number;
+    p99Ms: number;
+  };
+  /** All-time query latency (log-scale buckets: percentiles within ±9%). */
+  latency: { meanMs: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number };
+  slow: { count: number; share: number };
+  /** Failed operations by failure category (a failing query inside a failing transaction counts once). */
+  errors: Record<FailureCategory, number>;
+  /** Pool figures per lane (see PoolAccounting for definitions). */
+  pool: Record<string, LaneUsage>;
+  patterns: { tracked: number; max: number; evicted: number; evictedCalls: number; top: PatternSnapshot[] };
+  /** Metric label sets in use and how many combinations were folded by the bound. */
+  attributeSets: { size: number; folded: number };
+}
+
+/** The interceptor `monitor()` returns. */
+export interface Monitor extends Interceptor {
+  readonly name: "monitor";
+  /** The slow-query threshold in ms (tracing reads it to add a span event). */
+  readonly slowQueryMs: number;
+  /**
+   * Call `listener` for every query at or above `slowQueryMs`. A throwing listener is reported
+   * through OTel `diag`, never to the query.
+   */
+  onSlowQuery(listener: (event: SlowQueryEvent) => void): { dispose(): void };
+  /** Per-pattern stats, heaviest by total time first. `includeText` adds the normalized text. */
+  patterns(options?: { limit?: number; includeText?: boolean }): PatternSnapshot[];
+  stats(): MonitorStats;
+  health(): HealthReport;
+}
+
+const MAX_EVENT_TEXT = 1000;
+const round = (value: number): number => Math.round(value * 1000) / 1000;
+
+/**
+ * Metrics, pool accounting, slow queries and per-pattern statistics.
+ *
+ * Metrics (OpenTelemetry semconv names; Prometheus names in parentheses):
+ * `db.client.operation.duration` (`db_client_operation_duration_*`), `db.client.connection.count`
+ * with `db.client.connection.state` used/idle, `.max`, `.idle.max`, `.idle.min`,
+ * `.pending_requests`, `.wait_time`, `.use_time`, `.timeouts` (`…_total`), and
+ * `pgpilot.slow_queries` (`pgpilot_slow_queries_total`).
+ *
+ * @example
+ * ```ts
+ * const monitoring = monitor({ slowQueryMs: 150 });
+ * monitoring.onSlowQuery((event) => console.warn("slow", event.command, event.durationMs));
+ * const sql = pilot(postgres(url), { name: "main", interceptors: [tracing(), monitoring] });
+ * await sql`select 1`;
+ * sql.stats().monitor; // { totals: { queries: 1, … }, window: { queriesPerSecond, p95Ms, … }, … }
+ * ```
+ */
+export function monitor(options?: MonitorOptions): Monitor {
+  const config = parseMonitorOptions(options);
+  const slowQueryMs = config.slowQueryMs;
+  const listeners = new Set<(event: SlowQueryEvent) => void>();
+  const patterns = new PatternStats(config.maxPatterns);
+  const latency = new LogHistogram();
+  const window = new SlidingWindow(config.windowSeconds);
+  const errors = Object.fromEntries(FAILURE_CATEGORIES.map((category) => [category, 0])) as Record<
+    FailureCategory,
+    number
+  >;
+  const totals = { queries: 0, transactions: 0, reserves: 0, errors: 0, slow: 0, rows: 0 };
+  // Errors already counted for a child query: its transaction failing with the same error object
+  // must not count twice.
+  const childErrors = new WeakSet<object>();
+  let lanes: ReadonlyMap<string, LaneInfo> = new Map();
+  let pool = new PoolAccounting(lanes);
+  let attributes = new MetricAttributes("default", lanes, config.maxAttributeSets);
+  let instruments: MonitorInstruments | undefined;
+
+  function settled(op: Operation, value: unknown, error: unknown, failed: boolean): void {
+    const end = performance.now();
+    const ms = end - op.startedAt;
+    try {
+      if (op.parent === undefined) {
+        pool.end(op);
+        recordConnection(op, ms, error, failed);
+      }
+      if (op.kind === "query") recordQuery(op, end, ms, value, error, failed);
+      else recordHolder(op, end, error, failed);
+    } catch (hookError) {
+      reportHookError("monitor", hookError);
+    }
+  }
+
+  function recordQuery(op: Operation, end: number, ms: number, value: unknown, error: unknown, failed: boolean): void {
+    totals.queries++;
+    let category: FailureCategory | undefined;
+    if (failed) {
+      category = classify(error);
+      totals.errors++;
+      errors[category]++;
+      if (op.parent !== undefined && typeof error === "object" && error !== null) childErrors.add(error);
+    }
+    const rows = failed ? 0 : rowsOf(value);
+    totals.rows += rows;
+    const slow = ms >= slowQueryMs;
+    latency.record(ms);
+    window.record(end, ms, failed && category !== "client");
+    patterns.record(op.analysis, ms, failed, rows, slow);
+    if (instruments !== undefined) {
+      try {
+        const set = failed ? attributes.failure(op.analysis, op.lane, error) : attributes.success(op.analysis, op.lane);
+        instruments.duration.record(ms / 1000, set);
+        if (slow) instruments.slowQueries.add(1, set);
+      } catch (hookError) {
+        reportHookError("monitor.record", hookError);
+      }
+    }
+    if (slow) {
+      totals.slow++;
+      if (listeners.size > 0) emitSlow(op, ms, failed);
+    }
+  }
+
+  /** A transaction or reservation settled. */
+  function recordHolder(op: Operation, end: number, error: unknown, failed: boolean): void {
+    if (op.kind === "transaction") totals.transactions++;
+    else totals.reserves++;
+    let ownFailure = false;
+    if (failed && !(typeof error === "object" && error !== null && childErrors.has(error))) {
+      const category = classify(error);
+      totals.errors++;
+      errors[category]++;
+      ownFailure = category !== "client";
+    }
+    window.record(end, undefined, ownFailure);
+  }
+
+  /** wait_time, use_time and timeouts of a root operation. */
+  function recordConnection(op: Operation, ms: number, error: unknown, failed: boolean): void {
+    if (instruments === undefined) return;
+    try {
+      const set = attributes.pool(op.lane);
+      if (failed && errorCode(error) === "POOL_TIMEOUT") instruments.timeouts.add(1, set);
+      const waitMs = waitOf(op);
+      if (waitMs === undefined) return;
+      instruments.waitTime.record(waitMs / 1000, set);
+      instruments.useTime.record(Math.max(0, ms - waitMs) / 1000, set);
+    } catch (hookError) {
+      reportHookError("monitor.record", hookError);
+    }
+  }
+
+  /**
+   * Time from entering the chain to being handed to postgres.js (queue wait, routing, retries
+   * before the last attempt), or undefined when the operation never reached the pool.
+   */
+  function waitOf(op: Operation): number | undefined {
+    return op.dispatchedAt > 0 ? Math.max(0, op.dispatchedAt - op.startedAt) : undefined;
+  }
+
+  function emitSlow(op: Operation, ms: number, failed: boolean): void {
+    const text = op.text;
+    const event: SlowQueryEvent = {
+      fingerprint: op.fingerprint,
+      command: op.command,
+      collection: op.collection,
+      lane: op.lane,
+      durationMs: round(ms),
+      thresholdMs: slowQueryMs,
+      inTransaction: op.parent !== undefined,
+      failed,
+      text: text.length > MAX_EVENT_TEXT ? text.slice(0, MAX_EVENT_TEXT) + "…" : text,
+    };
+    for (const listener of listeners) safely("monitor.onSlowQuery", listener, event);
+  }
+
+  function stats(): MonitorStats {
+    const now = performance.now();
+    const recent = window.snapshot(now);
+    return {
+      slowQueryMs,
+      totals: { ...totals },
+      window: {
+        seconds: round(recent.seconds),
+        queriesPerSecond: round(recent.latency.count / recent.seconds),
+        operations: recent.calls,
+        failures: recent.failures,
+        errorRate: round(recent.failureRate),
+        meanMs: round(recent.latency.mean),
+        p95Ms: round(recent.latency.quantile(0.95)),
+        p99Ms: round(recent.latency.quantile(0.99)),
+      },
+      latency: {
+        meanMs: round(latency.mean),
+        p50Ms: round(latency.quantile(0.5)),
+        p95Ms: round(latency.quantile(0.95)),
+        p99Ms: round(latency.quantile(0.99)),
+        maxMs: round(latency.max),
+      },
+      slow: { count: totals.slow, share: totals.queries === 0 ? 0 : round(totals.slow / totals.queries) },
+      errors: { ...errors },
+      pool: pool.usage(),
+      patterns: {
+        tracked: patterns.size,
+        max: config.maxPatterns,
+        evicted: patterns.evicted,
+        evictedCalls: patterns.evictedCalls,
+        top: patterns.top(config.topPatterns),
+      },
+      attributeSets: { size: attributes.size, folded: attributes.folded },
+    };
+  }
+
+  return {
+    name: "monitor",
+    slowQueryMs,
+    intercept(op: Operation, next: Next): Promise<unknown> {
+      if (op.parent === undefined) pool.begin(op);
+      return observe(next, (value, error, failed) => settled(op, value, error, failed));
+    },
+    attach(context: PilotContext): void {
+      lanes = context.lanes;
+      pool = new PoolAccounting(lanes, queueOf(context.interceptors.get("adaptive")));
+      attributes = new MetricAttributes(context.name, lanes, config.maxAttributeSets);
+      try {
+        instruments?.detach();
+        instruments = createInstruments(pgpilotMeter(config.meterProvider), lanes, attributes, pool);
+      } catch (error) {
+        instruments = undefined;
+        reportHookError("monitor.attach", error);
+      }
+    },
+    onSlowQuery(listener: (event: SlowQueryEvent) => void): { dispose(): void } {
+      // A fresh wrapper per subscription: the same function subscribed twice is called twice.
+      const subscription = (event: SlowQueryEvent) => listener(event);
+      listeners.add(subscription);
+      return { dispose: () => void listeners.delete(subscription) };
+    },
+    patterns(options?: { limit?: number; includeText?: boolean }): PatternSnapshot[] {
+      return patterns.top(options?.limit ?? config.maxPatterns, { includeText: options?.includeText });
+    },
+    stats,
+    health(): HealthReport {
+      return monitorHealth(window.snapshot(performance.now()), pool.usage(), config.health);
+    },
+    async close(): Promise<void> {
+      try {
+        instruments?.detach();
+      } catch (error) {
+        reportHookError("monitor.close", error);
+      }
+      instruments = undefined;
+      listeners.clear();
+    },
+  };
+}
+
+/** `adaptive()` publishes its queue through `pending(lane)` (duck-typed: no import cycle). */
+function queueOf(candidate: Interceptor | undefined): QueueGauge | undefined {
+  return candidate !== undefined && typeof (candidate as Partial<QueueGauge>).pending === "function"
+    ? (candidate as unknown as QueueGauge)
+    : undefined;
+}
+
+/** Rows returned or affected: postgres.js puts `count` on its result arrays. */
+function rowsOf(value: unknown): number {
+  if (typeof value !== "object" || value === null) return 0;
+  const count = (value as { count?: unknown }).count;
+  return typeof count === "number" && count > 0 ? count : 0;
+}

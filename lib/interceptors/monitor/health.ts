@@ -1,0 +1,102 @@
+/**
+ * `monitor()`'s vote in `sql.health()`: error rate and latency over the sliding window, and pool
+ * saturation right now. Breaker and adaptive add their own votes.
+ *
+ * @module
+ */
+import type { HealthReport, HealthStatus } from "../../interceptor.ts";
+import type { WindowSnapshot } from "../../telemetry/sliding-window.ts";
+import type { LaneUsage } from "../../telemetry/pool-accounting.ts";
+
+/** Thresholds of the vote (`monitor({ health })`). */
+export interface HealthThresholds {
+  /** p95 latency over the window above this (ms) → degraded. Seed: `response_time_threshold_ms`. */
+  latencyMs: number;
+  /** Share of failed operations over the window at or above this → degraded. */
+  errorRateDegraded: number;
+  /** … at or above this → failed. */
+  errorRateFailed: number;
+  /** Share of a lane's connections in use at or above this, with work waiting → degraded. */
+  utilizationDegraded: number;
+  /** Fewer operations than this in the window: no vote on error rate or latency (too few to judge). */
+  minCalls: number;
+}
+
+const RANK: Record<HealthStatus, number> = { healthy: 0, degraded: 1, failed: 2 };
+const round = (value: number, digits = 3): number => Math.round(value * 10 ** digits) / 10 ** digits;
+
+/**
+ * Judge the window and the pool. Failures counted here exclude the caller's own mistakes
+ * (category `client`: syntax errors, constraint violations): they say nothing about the database.
+ *
+ * @example
+ * ```ts
+ * const vote = monitorHealth(window.snapshot(performance.now()), pool.usage(), thresholds);
+ * vote.status; // "healthy"
+ * ```
+ */
+export function monitorHealth(
+  window: WindowSnapshot,
+  usage: Record<string, LaneUsage>,
+  thresholds: HealthThresholds,
+): HealthReport {
+  let status: HealthStatus = "healthy";
+  let score = 1;
+  const reasons: string[] = [];
+  const vote = (next: HealthStatus, nextScore: number, reason: string) => {
+    if (RANK[next] > RANK[status]) status = next;
+    score = Math.min(score, nextScore);
+    reasons.push(reason);
+  };
+
+  const p95 = window.latency.quantile(0.95);
+  const judged = window.calls >= thresholds.minCalls;
+  const seconds = Math.round(window.seconds);
+  if (judged && window.failureRate >= thresholds.errorRateDegraded) {
+    const failed = window.failureRate >= thresholds.errorRateFailed;
+    vote(
+      failed ? "failed" : "degraded",
+      Math.max(0, 1 - window.failureRate),
+      `error rate ${percent(window.failureRate)} over the last ${seconds} s ` +
+        `(${window.failures} of ${window.calls}; ${failed ? "failed" : "degraded"} at ` +
+        `${percent(failed ? thresholds.errorRateFailed : thresholds.errorRateDegraded)})`,
+    );
+  }
+  if (judged && window.latency.count > 0 && p95 > thresholds.latencyMs) {
+    vote(
+      "degraded",
+      Math.min(1, thresholds.latencyMs / p95),
+      `p95 latency ${Math.round(p95)} ms over the last ${seconds} s is above ${thresholds.latencyMs} ms`,
+    );
+  }
+  for (const [lane, figures] of Object.entries(usage)) {
+    const utilization = figures.max === 0 ? 0 : figures.used / figures.max;
+    const waiting = figures.pending > 0 || figures.inFlight > figures.max;
+    if (utilization >= thresholds.utilizationDegraded && waiting) {
+      vote(
+        "degraded",
+        0.5,
+        `lane ${lane}: ${figures.used} of ${figures.max} connections in use and ` +
+          `${Math.max(figures.pending, figures.inFlight - figures.max)} operations waiting`,
+      );
+    }
+  }
+
+  return {
+    status,
+    score: round(score),
+    reasons,
+    details: {
+      windowSeconds: seconds,
+      operations: window.calls,
+      failures: window.failures,
+      errorRate: round(window.failureRate, 4),
+      p95Ms: round(p95),
+      lanes: usage,
+    },
+  };
+}
+
+function percent(share: number): string {
+  return `${round(share * 100, 1)}%`;
+}

@@ -1,0 +1,112 @@
+/**
+ * The OpenTelemetry instruments of `monitor()`: semconv `db.client.*` metrics plus
+ * `pgpilot.slow_queries`. Taken from the meter when `pilot()` attaches the monitor.
+ *
+ * @module
+ */
+import type { BatchObservableCallback, Counter, Histogram, Meter } from "@opentelemetry/api";
+import type { LaneInfo } from "../../interceptor.ts";
+import { reportHookError } from "../../telemetry/diag.ts";
+import type { MetricAttributes } from "../../telemetry/metric-attributes.ts";
+import { ATTR, DURATION_BUCKETS_SECONDS, METRIC } from "../../telemetry/names.ts";
+import type { PoolAccounting } from "../../telemetry/pool-accounting.ts";
+
+/** pgpilot's own metric names used by `monitor()` (Prometheus: `pgpilot_slow_queries_total`). */
+export const MONITOR_METRIC = {
+  SLOW_QUERIES: "pgpilot.slow_queries",
+} as const;
+
+/** The instruments `monitor()` records into. */
+export interface MonitorInstruments {
+  duration: Histogram;
+  waitTime: Histogram;
+  useTime: Histogram;
+  timeouts: Counter;
+  slowQueries: Counter;
+  /** Stop observing the pool gauges (monitor's `close()`). */
+  detach(): void;
+}
+
+const seconds = { unit: "s", advice: { explicitBucketBoundaries: [...DURATION_BUCKETS_SECONDS] } };
+
+/**
+ * Create the instruments and the observable pool gauges (read at collection time, so the hot
+ * path only touches plain counters).
+ *
+ * @example
+ * ```ts
+ * const instruments = createInstruments(pgpilotMeter(), context.lanes, attributes, pool);
+ * instruments.duration.record(0.002, attributes.success(op.analysis, op.lane));
+ * ```
+ */
+export function createInstruments(
+  meter: Meter,
+  lanes: ReadonlyMap<string, LaneInfo>,
+  attributes: MetricAttributes,
+  pool: PoolAccounting,
+): MonitorInstruments {
+  const instruments: Omit<MonitorInstruments, "detach"> = {
+    duration: meter.createHistogram(METRIC.OPERATION_DURATION, {
+      ...seconds,
+      description: "Duration of database client operations (queries; queue wait included).",
+    }),
+    waitTime: meter.createHistogram(METRIC.WAIT_TIME, {
+      ...seconds,
+      description: "Time a root operation waited in pgpilot's queue before it was handed to the pool.",
+    }),
+    useTime: meter.createHistogram(METRIC.USE_TIME, {
+      ...seconds,
+      description: "Time a root operation (query, transaction, reservation) held a connection.",
+    }),
+    timeouts: meter.createCounter(METRIC.TIMEOUTS, {
+      unit: "{timeout}",
+      description: "Operations that timed out waiting in pgpilot's queue (POOL_TIMEOUT).",
+    }),
+    slowQueries: meter.createCounter(MONITOR_METRIC.SLOW_QUERIES, {
+      unit: "{query}",
+      description: "Queries at or above monitor({ slowQueryMs }).",
+    }),
+  };
+
+  const count = meter.createObservableUpDownCounter(METRIC.CONNECTION_COUNT, {
+    unit: "{connection}",
+    description: "Connections in use (busy with a root operation) and idle (spare capacity), derived by pgpilot.",
+  });
+  const max = meter.createObservableUpDownCounter(METRIC.CONNECTION_MAX, {
+    unit: "{connection}",
+    description: "The lane's postgres.js max.",
+  });
+  const idleMax = meter.createObservableUpDownCounter(METRIC.CONNECTION_IDLE_MAX, {
+    unit: "{connection}",
+    description: "Most idle connections the lane keeps (postgres.js max).",
+  });
+  const idleMin = meter.createObservableUpDownCounter(METRIC.CONNECTION_IDLE_MIN, {
+    unit: "{connection}",
+    description: "Fewest idle connections the lane keeps (0: postgres.js connects lazily).",
+  });
+  const pending = meter.createObservableUpDownCounter(METRIC.PENDING_REQUESTS, {
+    unit: "{request}",
+    description: "Operations waiting in pgpilot's queue (adaptive()).",
+  });
+
+  const observe: BatchObservableCallback = (observer) => {
+    try {
+      const usage = pool.usage();
+      for (const lane of lanes.values()) {
+        const figures = usage[lane.name]!;
+        const base = attributes.pool(lane.name);
+        observer.observe(count, figures.used, { ...base, [ATTR.CONNECTION_STATE]: "used" });
+        observer.observe(count, figures.idle, { ...base, [ATTR.CONNECTION_STATE]: "idle" });
+        observer.observe(max, figures.max, base);
+        observer.observe(idleMax, figures.max, base);
+        observer.observe(idleMin, 0, base);
+        observer.observe(pending, figures.pending, base);
+      }
+    } catch (error) {
+      reportHookError("monitor.observe", error);
+    }
+  };
+  const observables = [count, max, idleMax, idleMin, pending];
+  meter.addBatchObservableCallback(observe, observables);
+  return { ...instruments, detach: () => meter.removeBatchObservableCallback(observe, observables) };
+}

@@ -1,0 +1,83 @@
+/**
+ * `monitor()` options: one object, validated by valibot at creation.
+ *
+ * @module
+ */
+import type { MeterProvider } from "@opentelemetry/api";
+import * as v from "valibot";
+import { atLeast, integerAtLeast, parseOptions } from "../../config.ts";
+import type { HealthThresholds } from "./health.ts";
+
+/** Options of `monitor()`. Every field is optional; defaults are in the comments. */
+export interface MonitorOptions {
+  /** A query taking at least this long (ms) is slow. Default 150. Seed: `slow_query_threshold_ms`. */
+  slowQueryMs?: number;
+  /** Most query patterns (fingerprints) kept in per-pattern stats. Default 1000. */
+  maxPatterns?: number;
+  /** How many patterns `stats()` lists (heaviest by total time). Default 10. */
+  topPatterns?: number;
+  /** Length of the sliding window for rates, recent percentiles and health, in seconds. Default 60. */
+  windowSeconds?: number;
+  /** Bound on distinct metric attribute sets (label sets) with a table name. Default 500. */
+  maxAttributeSets?: number;
+  /** Thresholds of the health vote. */
+  health?: Partial<HealthThresholds>;
+  /** Meter provider to use instead of the global one. */
+  meterProvider?: MeterProvider;
+}
+
+/** Options after validation, defaults applied. */
+export interface ResolvedMonitorOptions {
+  slowQueryMs: number;
+  maxPatterns: number;
+  topPatterns: number;
+  windowSeconds: number;
+  maxAttributeSets: number;
+  health: HealthThresholds;
+  meterProvider: MeterProvider | undefined;
+}
+
+const share = v.pipe(v.number(), v.finite(), v.minValue(0), v.maxValue(1));
+
+const HEALTH = v.pipe(
+  v.strictObject({
+    latencyMs: v.optional(v.pipe(v.number(), v.finite(), v.gtValue(0)), 200),
+    errorRateDegraded: v.optional(share, 0.05),
+    errorRateFailed: v.optional(share, 0.5),
+    utilizationDegraded: v.optional(share, 0.85),
+    minCalls: v.optional(integerAtLeast(1), 20),
+  }),
+  v.check(
+    (health) => health.errorRateDegraded <= health.errorRateFailed,
+    "errorRateDegraded must not be above errorRateFailed",
+  ),
+);
+
+const METER_PROVIDER = v.custom<MeterProvider>(
+  (value) => typeof value === "object" && value !== null && typeof (value as MeterProvider).getMeter === "function",
+  "must be an OpenTelemetry MeterProvider (an object with getMeter())",
+);
+
+const OPTIONS = v.strictObject({
+  slowQueryMs: v.optional(atLeast(0), 150),
+  maxPatterns: v.optional(integerAtLeast(1), 1000),
+  topPatterns: v.optional(integerAtLeast(0), 10),
+  windowSeconds: v.optional(v.pipe(integerAtLeast(1), v.maxValue(3600)), 60),
+  maxAttributeSets: v.optional(integerAtLeast(1), 500),
+  health: v.optional(HEALTH, {}),
+  meterProvider: v.optional(METER_PROVIDER),
+});
+
+/**
+ * Validate `monitor()` options; throws a `ConfigError` naming each bad field.
+ *
+ * @example
+ * ```ts
+ * parseMonitorOptions({ slowQueryMs: 300 }).maxPatterns; // 1000
+ * parseMonitorOptions({ slowQueryMs: -1 }); // throws ConfigError "monitor: slowQueryMs: …"
+ * ```
+ */
+export function parseMonitorOptions(input: MonitorOptions | undefined): ResolvedMonitorOptions {
+  const parsed = parseOptions("monitor", OPTIONS, input);
+  return { ...parsed, meterProvider: parsed.meterProvider };
+}

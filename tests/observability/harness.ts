@@ -1,0 +1,113 @@
+/**
+ * Real OpenTelemetry SDKs with in-memory sinks, for the observability tests.
+ */
+import { type Context, type ContextManager, ROOT_CONTEXT } from "@opentelemetry/api";
+import {
+  type DataPoint,
+  type Histogram,
+  MeterProvider,
+  MetricReader,
+  type ResourceMetrics,
+} from "@opentelemetry/sdk-metrics";
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  type ReadableSpan,
+  SimpleSpanProcessor,
+  type SpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
+
+/** A MetricReader we collect() by hand. */
+class ManualReader extends MetricReader {
+  protected override async onShutdown(): Promise<void> {}
+  protected override async onForceFlush(): Promise<void> {}
+}
+
+export interface MetricsHarness {
+  meterProvider: MeterProvider;
+  collect(): Promise<ResourceMetrics>;
+  /** Data points of one metric, by name, after a fresh collection. */
+  points(name: string): Promise<DataPoint<unknown>[]>;
+  shutdown(): Promise<void>;
+}
+
+export function metricsHarness(): MetricsHarness {
+  const reader = new ManualReader();
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  const collect = async () => {
+    const { resourceMetrics, errors } = await reader.collect();
+    if (errors.length > 0) throw errors[0];
+    return resourceMetrics;
+  };
+  return {
+    meterProvider,
+    collect,
+    async points(name) {
+      const metrics = await collect();
+      const found = metrics.scopeMetrics.flatMap((scope) => scope.metrics).filter((m) => m.descriptor.name === name);
+      return found.flatMap((metric) => metric.dataPoints as DataPoint<unknown>[]);
+    },
+    shutdown: () => meterProvider.shutdown(),
+  };
+}
+
+/** Sum of histogram counts over data points matching `where`. */
+export function histogramCount(points: DataPoint<unknown>[], where: Record<string, unknown> = {}): number {
+  return points
+    .filter((point) => Object.entries(where).every(([key, value]) => point.attributes[key] === value))
+    .reduce((sum, point) => sum + (point.value as Histogram).count, 0);
+}
+
+export interface TracesHarness {
+  tracerProvider: BasicTracerProvider;
+  exporter: InMemorySpanExporter;
+  spans(): ReadableSpan[];
+  reset(): void;
+  shutdown(): Promise<void>;
+}
+
+export function tracesHarness(extra: SpanProcessor[] = []): TracesHarness {
+  const exporter = new InMemorySpanExporter();
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [...extra, new SimpleSpanProcessor(exporter)] });
+  return {
+    tracerProvider,
+    exporter,
+    spans: () => exporter.getFinishedSpans(),
+    reset: () => exporter.reset(),
+    shutdown: () => tracerProvider.shutdown(),
+  };
+}
+
+/**
+ * A synchronous context manager: `context.with(ctx, fn)` makes `ctx` active while `fn` runs.
+ * Enough for tests, since pgpilot runs the chain synchronously when a query is started.
+ */
+export class StackContextManager implements ContextManager {
+  #stack: Context[] = [];
+  active(): Context {
+    return this.#stack.at(-1) ?? ROOT_CONTEXT;
+  }
+  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
+    context: Context,
+    fn: F,
+    thisArg?: ThisParameterType<F>,
+    ...args: A
+  ): ReturnType<F> {
+    this.#stack.push(context);
+    try {
+      return fn.call(thisArg, ...args);
+    } finally {
+      this.#stack.pop();
+    }
+  }
+  bind<T>(_context: Context, target: T): T {
+    return target;
+  }
+  enable(): this {
+    return this;
+  }
+  disable(): this {
+    this.#stack = [];
+    return this;
+  }
+}
