@@ -1,6 +1,7 @@
 /**
  * Real OpenTelemetry SDKs with in-memory sinks, for the observability tests.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { type Context, type ContextManager, ROOT_CONTEXT } from "@opentelemetry/api";
 import {
   type DataPoint,
@@ -79,13 +80,13 @@ export function tracesHarness(extra: SpanProcessor[] = []): TracesHarness {
 }
 
 /**
- * A synchronous context manager: `context.with(ctx, fn)` makes `ctx` active while `fn` runs.
- * Enough for tests, since pgpilot runs the chain synchronously when a query is started.
+ * A context manager on AsyncLocalStorage (what @opentelemetry/context-async-hooks does), so the
+ * active span follows async work: postgres.js starts a query a microtask after `.then()`.
  */
-export class StackContextManager implements ContextManager {
-  #stack: Context[] = [];
+export class AsyncContextManager implements ContextManager {
+  #storage = new AsyncLocalStorage<Context>();
   active(): Context {
-    return this.#stack.at(-1) ?? ROOT_CONTEXT;
+    return this.#storage.getStore() ?? ROOT_CONTEXT;
   }
   with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
     context: Context,
@@ -93,12 +94,7 @@ export class StackContextManager implements ContextManager {
     thisArg?: ThisParameterType<F>,
     ...args: A
   ): ReturnType<F> {
-    this.#stack.push(context);
-    try {
-      return fn.call(thisArg, ...args);
-    } finally {
-      this.#stack.pop();
-    }
+    return this.#storage.run(context, () => fn.call(thisArg, ...args));
   }
   bind<T>(_context: Context, target: T): T {
     return target;
@@ -107,7 +103,7 @@ export class StackContextManager implements ContextManager {
     return this;
   }
   disable(): this {
-    this.#stack = [];
+    this.#storage.disable();
     return this;
   }
 }
