@@ -170,8 +170,8 @@ export const scenario: Scenario = {
   quick: true,
   async run(context: BenchContext) {
     const rounds = context.quick ? 1 : 2;
-    const warmupMs = context.quick ? 1_000 : 1_500;
-    const durationMs = context.quick ? 3_000 : 5_000;
+    const warmupMs = context.quick ? 1_000 : 1_200;
+    const durationMs = context.quick ? 3_000 : 4_500;
     const configs = CONFIGS.filter((config) => !context.quick || config.quick);
     await setup(context.url);
     const runs = new Map<string, Run[]>(configs.map((config) => [config.label, []]));
