@@ -6,7 +6,9 @@
  * - postgres.js, one pool of 20;
  * - pgpilot on one pool of 20 (the same chain as the lanes configurations, with one lane);
  * - pgpilot with lanes primary 16 + analytics 2, and 16 + 4 (both lanes on the same server),
- *   learned affinity moving the analytic pattern to the analytics lane.
+ *   learned affinity moving the analytic pattern to the analytics lane;
+ * - for reference, lanes 16 + 2 with the analytic query sent to its lane explicitly and no
+ *   limiter: what the lanes do without learning (and without adaptive()'s cost).
  *
  * Each run has a warm-up (same load, not measured: connections open, and the analytic pattern
  * is learned in it — how long that took is reported) and then the measured phase.
@@ -31,6 +33,8 @@ const MIN_SAMPLES = 10;
 
 interface Client {
   sql: any;
+  /** Where analytic queries go, when the configuration names their lane itself. */
+  analytics?: any;
   close(): Promise<void>;
   /** Routing facts after the run (lanes only). */
   routing?(): { learnedAfterMs: number | undefined; onAnalyticsLane: number; analyticsP95Ms: number | undefined };
@@ -104,6 +108,15 @@ const CONFIGS: Config[] = [
   },
   lanes(2, true),
   lanes(4, false),
+  {
+    label: "pgpilot lanes 16 + analytics 2, explicit lane, no limiter",
+    quick: false,
+    create: async (url) => {
+      const sql = pilot({ primary: raw(16, url), analytics: raw(2, url) }, { interceptors: [affinity({ reads: [] })] });
+      const analytics = sql.lane("analytics");
+      return { sql, analytics, close: () => sql.close({ timeout: 1 }) };
+    },
+  },
 ];
 
 async function setup(url: string): Promise<void> {
@@ -146,18 +159,19 @@ interface Run {
   routing?: ReturnType<NonNullable<Client["routing"]>>;
 }
 
-function load(sql: any, durationMs: number): Promise<[LoadResult, LoadResult]> {
+function load(client: Client, durationMs: number): Promise<[LoadResult, LoadResult]> {
+  const analytics = client.analytics ?? client.sql;
   return Promise.all([
-    closedLoop({ workers: FAST_WORKERS, durationMs, call: () => fastCall(sql) }),
-    closedLoop({ workers: ANALYTIC_WORKERS, durationMs, call: () => analyticCall(sql) }),
+    closedLoop({ workers: FAST_WORKERS, durationMs, call: () => fastCall(client.sql) }),
+    closedLoop({ workers: ANALYTIC_WORKERS, durationMs, call: () => analyticCall(analytics) }),
   ]);
 }
 
 async function runOnce(config: Config, url: string, warmupMs: number, durationMs: number): Promise<Run> {
   const client = await config.create(url);
   try {
-    await load(client.sql, warmupMs);
-    const [fast, analytic] = await load(client.sql, durationMs);
+    await load(client, warmupMs);
+    const [fast, analytic] = await load(client, durationMs);
     return { fast, analytic, routing: client.routing?.() };
   } finally {
     await client.close();
@@ -170,8 +184,8 @@ export const scenario: Scenario = {
   quick: true,
   async run(context: BenchContext) {
     const rounds = context.quick ? 1 : 2;
-    const warmupMs = context.quick ? 1_000 : 1_200;
-    const durationMs = context.quick ? 3_000 : 4_500;
+    const warmupMs = 1_000;
+    const durationMs = context.quick ? 3_000 : 3_500;
     const configs = CONFIGS.filter((config) => !context.quick || config.quick);
     await setup(context.url);
     const runs = new Map<string, Run[]>(configs.map((config) => [config.label, []]));
@@ -238,8 +252,9 @@ export const scenario: Scenario = {
           `group-by aggregate over ${EVENTS.toLocaleString("en-US")} rows (~45 ms alone). pgpilot chain: ` +
           "affinity → adaptive (fixed limit = each lane's pool). Lanes are two postgres.js pools on the same server; " +
           `the analytic pattern moves to the analytics lane once a window of ${MIN_SAMPLES} executions has p95 > ${SLOW_MS} ms, ` +
-          "during the warm-up (\"learned after\": from client creation). Medians over rounds; configurations interleaved; " +
-          "fresh clients per run; no parallel query workers.",
+          "during the warm-up (\"learned after\": from client creation). The explicit-lane row sends the analytic " +
+          "query with sql.lane(\"analytics\") and has no limiter (postgres.js pipelines freely): the lanes' own effect " +
+          "without learning. Medians over rounds; configurations interleaved; fresh clients per run; no parallel query workers.",
       }],
       data: { runs: Object.fromEntries(runs), summary },
     };
