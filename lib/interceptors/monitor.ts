@@ -103,6 +103,7 @@ const round = (value: number): number => Math.round(value * 1000) / 1000;
  *
  * Metrics (OpenTelemetry semconv names; Prometheus names in parentheses):
  * `db.client.operation.duration` (`db_client_operation_duration_*`), `db.client.connection.count`
+ * (`db_client_connections_usage`: Prometheus reserves `_count`, see `PROMETHEUS_RENAMES`)
  * with `db.client.connection.state` used/idle, `.max`, `.idle.max`, `.idle.min`,
  * `.pending_requests`, `.wait_time`, `.use_time`, `.timeouts` (`…_total`), and
  * `pgpilot.slow_queries` (`pgpilot_slow_queries_total`).
