@@ -1,0 +1,27 @@
+/**
+ * The "full stack" the benchmarks compare against raw postgres.js: every interceptor, with a
+ * real OpenTelemetry SDK behind metrics and traces (no exporter: what is measured is pgpilot's
+ * work, not an exporter's I/O).
+ */
+import type { MeterProvider } from "@opentelemetry/sdk-metrics";
+import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
+import type { Interceptor } from "../../lib/interceptor.ts";
+import { adaptive } from "../../lib/interceptors/adaptive.ts";
+import { breaker } from "../../lib/interceptors/breaker.ts";
+import { deadline } from "../../lib/interceptors/deadline.ts";
+import { monitor } from "../../lib/interceptors/monitor.ts";
+import { retry } from "../../lib/interceptors/retry.ts";
+import { tracing } from "../../lib/interceptors/tracing.ts";
+
+export function fullStack(providers: { meterProvider: MeterProvider; tracerProvider: BasicTracerProvider }): Interceptor[] {
+  const { meterProvider, tracerProvider } = providers;
+  return [
+    tracing({ tracerProvider }),
+    monitor({ meterProvider }),
+    deadline({ timeoutMs: 5000 }),
+    retry({ meterProvider }),
+    breaker({ meterProvider }),
+    adaptive({ meterProvider }),
+  ];
+}
+fullStack.description = "tracing, monitor, deadline 5 s, retry, breaker, adaptive (defaults), real SDK MeterProvider and BasicTracerProvider without exporters";
