@@ -55,6 +55,8 @@ export interface AdaptiveLaneStats {
   pending: number;
   maxQueue: number;
   saturated: boolean;
+  /** Sampling windows the algorithm has seen. */
+  windows: number;
   adjustments: { up: number; down: number };
   rejected: { timeout: number; saturated: number; aborted: number };
   load: LoadSnapshot | undefined;
@@ -109,6 +111,7 @@ export class AdaptiveLane implements LaneGauges {
   #maxInFlight = 0;
   #drops = 0;
   #tickPeak = 0;
+  #windows = 0;
 
   constructor(settings: LaneSettings) {
     this.#settings = settings;
@@ -191,6 +194,7 @@ export class AdaptiveLane implements LaneGauges {
       reportHookError(`adaptive.${algorithm.name}`, error);
       proposed = this.#estimate;
     }
+    this.#windows++;
     this.#windowStart = now;
     this.#count = this.#drops = this.#rttSum = 0;
     this.#minRtt = Infinity;
@@ -317,6 +321,7 @@ export class AdaptiveLane implements LaneGauges {
       pending: limiter.pending,
       maxQueue: limiter.maxQueue,
       saturated: this.saturated,
+      windows: this.#windows,
       adjustments: { up: this.#up, down: this.#down },
       rejected: { timeout: this.#timeouts, saturated: this.#shed, aborted: this.#aborted },
       load: this.#snapshot,

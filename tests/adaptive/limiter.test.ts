@@ -191,8 +191,7 @@ describe("Limiter properties", () => {
         fc.array(step, { maxLength: 60 }),
         async (initial, maxQueue, steps) => {
           const violations: string[] = [];
-          let l!: Limiter;
-          l = limiter(initial, {
+          const l: Limiter = limiter(initial, {
             maxQueue,
             onGranted: () => {
               if (l.inFlight > l.limit) violations.push(`granted above the limit: ${l.inFlight} > ${l.limit}`);
