@@ -41,8 +41,7 @@ class PatternEntry {
   errors = 0;
   slow = 0;
   rows = 0;
-  readonly latency: LogHistogram = new LogHistogram();
-  constructor(readonly analysis: OperationAnalysis) {}
+  constructor(readonly analysis: OperationAnalysis, readonly latency: LogHistogram) {}
 }
 
 const round = (value: number): number => Math.round(value * 1000) / 1000;
@@ -60,6 +59,9 @@ const round = (value: number): number => Math.round(value * 1000) / 1000;
 export class PatternStats {
   readonly #entries = new Map<string, PatternEntry>();
   readonly #highWater: number;
+  // Histograms of evicted entries, reused: allocating a typed array costs microseconds in some
+  // engines, and a flood of one-off statements would allocate one per statement.
+  readonly #spare: LogHistogram[] = [];
   /** Patterns dropped by eviction so far. */
   evicted: number = 0;
   /** Calls of the patterns dropped by eviction. */
@@ -78,7 +80,10 @@ export class PatternStats {
   record(analysis: OperationAnalysis, durationMs: number, failed: boolean, rows: number, slow: boolean): void {
     let entry = this.#entries.get(analysis.fingerprint);
     const added = entry === undefined;
-    if (entry === undefined) this.#entries.set(analysis.fingerprint, entry = new PatternEntry(analysis));
+    if (entry === undefined) {
+      entry = new PatternEntry(analysis, this.#spare.pop() ?? new LogHistogram());
+      this.#entries.set(analysis.fingerprint, entry);
+    }
     entry.calls++;
     if (failed) entry.errors++;
     if (slow) entry.slow++;
@@ -109,13 +114,29 @@ export class PatternStats {
     this.evictedCalls = 0;
   }
 
+  /** Drop the lightest entries (by total time) down to `maxPatterns`. */
   #evict(): void {
-    const byWeight = [...this.#entries.values()].sort((a, b) => b.latency.sum - a.latency.sum);
-    for (let index = this.maxPatterns; index < byWeight.length; index++) {
-      const entry = byWeight[index]!;
-      this.#entries.delete(entry.analysis.fingerprint);
-      this.evicted++;
-      this.evictedCalls += entry.calls;
+    const excess = this.#entries.size - this.maxPatterns;
+    const sums = new Float64Array(this.#entries.size);
+    let index = 0;
+    for (const entry of this.#entries.values()) sums[index++] = entry.latency.sum;
+    sums.sort(); // numeric sort of a typed array: no comparator calls
+    const cutoff = sums[excess - 1]!;
+    let dropping = excess;
+    // Everything lighter than the cutoff goes; then entries equal to it, until enough are gone.
+    for (const strictly of [true, false]) {
+      for (const [fingerprint, entry] of this.#entries) {
+        if (dropping === 0) return;
+        const sum = entry.latency.sum;
+        if (strictly ? sum < cutoff : sum === cutoff) {
+          this.#entries.delete(fingerprint);
+          this.evicted++;
+          this.evictedCalls += entry.calls;
+          entry.latency.reset();
+          this.#spare.push(entry.latency);
+          dropping--;
+        }
+      }
     }
   }
 }
