@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Counter, diag } from "@opentelemetry/api";
+import type { Counter } from "@opentelemetry/api";
 import { ConfigError } from "../errors.ts";
 import type { HealthReport, Interceptor, Next, PilotContext } from "../interceptor.ts";
 import type { Operation } from "../operation.ts";
@@ -134,21 +134,34 @@ export function affinity(options?: AffinityOptions): AffinityInterceptor {
   let router: Router | undefined;
   let routedCounter: Counter | undefined;
   let learning = false;
-  // Whether an admission limiter after affinity keeps in flight within each lane's pool.
-  let limited = false;
   let readsRouted = 0;
   let readsOffPrimary = 0;
 
-  function settleRoot(op: Operation, measurable: boolean): void {
+  // When each connection (postgres.js's per-connection `backend` object) last settled a query.
+  const lastSettled = new WeakMap<object, number>();
+
+  /**
+   * The query's own time. From when it reached postgres.js (`dispatchedAt`): time queued in
+   * pgpilot (adaptive) is the pool's load, not the pattern's cost. And when postgres.js pipelined
+   * it onto a busy connection, from when the query ahead of it on that connection settled: a
+   * fast query behind an analytic one would otherwise look slow itself.
+   */
+  function ownDuration(op: Operation, now: number): number {
+    const connection = (op.current as { state?: unknown } | undefined)?.state;
+    if (typeof connection !== "object" || connection === null) return now - op.dispatchedAt;
+    const previous = lastSettled.get(connection);
+    lastSettled.set(connection, now);
+    return now - (previous !== undefined && previous > op.dispatchedAt ? previous : op.dispatchedAt);
+  }
+
+  function settleRoot(op: Operation): void {
     if (op.kind === "query") {
       if (!op.dispatched) return;
-      if (op.readOnly) {
-        // From when the query reached postgres.js: time queued in pgpilot (adaptive) is the
-        // pool's load, not the pattern's cost, and must not make a fast pattern look slow.
-        if (measurable) patterns.record(op.fingerprint, op.command, op.collection, performance.now() - op.dispatchedAt);
-      } else {
-        recentWrites.mark(touchedTables(op.analysis));
+      if (learning) {
+        const duration = ownDuration(op, performance.now());
+        if (op.readOnly) patterns.record(op.fingerprint, op.command, op.collection, duration);
       }
+      if (!op.readOnly) recentWrites.mark(touchedTables(op.analysis));
       return;
     }
     const pending = pendingWrites.get(op);
@@ -208,14 +221,6 @@ export function affinity(options?: AffinityOptions): AffinityInterceptor {
         attributes: { [ATTR.POOL_NAME]: context.name },
       });
       learning = slow !== undefined;
-      const chain = [...context.interceptors.values()];
-      limited = chain.slice(chain.indexOf(self) + 1).some((interceptor) => interceptor.name === "adaptive");
-      if (learning && !limited) {
-        diag.warn(
-          "pgpilot: affinity() learns slow patterns best with adaptive() after it in the chain; without it, " +
-            "only queries sent while their lane had a free connection are measured (docs/affinity.md)",
-        );
-      }
       try {
         const meter = pgpilotMeter(config.meterProvider);
         routedCounter = meter.createCounter(AFFINITY_METRIC.ROUTED, {
@@ -253,16 +258,12 @@ export function affinity(options?: AffinityOptions): AffinityInterceptor {
         readsRouted++;
         if (lane !== router.primary) readsOffPrimary++;
       }
-      // Without a limiter further in, a query sent while every connection of its lane is busy is
-      // pipelined behind another one in postgres.js, and its time would include that one's: such
-      // a sample says nothing about its own pattern, so it is not recorded.
-      const measurable = learning && (limited || lane.outstanding < lane.max);
       lane.outstanding++;
       try {
         return await next();
       } finally {
         lane.outstanding--;
-        settleRoot(op, measurable);
+        settleRoot(op);
       }
     },
 
