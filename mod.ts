@@ -35,3 +35,47 @@ export {
 export type { PilotErrorCode } from "./lib/errors.ts";
 export { analyzeSql } from "./lib/sql/analyze.ts";
 export type { SqlAnalysis } from "./lib/sql/analyze.ts";
+
+// ---- interceptors (recommended order: tracing, monitor, affinity, deadline, retry, breaker, adaptive)
+export { SLOW_QUERY_EVENT, tracing } from "./lib/interceptors/tracing.ts";
+export type { Tracing, TracingOptions } from "./lib/interceptors/tracing.ts";
+export { monitor } from "./lib/interceptors/monitor.ts";
+export type {
+  HealthThresholds,
+  LaneUsage,
+  Monitor,
+  MonitorOptions,
+  MonitorStats,
+  PatternSnapshot,
+  QueueGauge,
+  SlowQueryEvent,
+} from "./lib/interceptors/monitor.ts";
+export { AFFINITY_METRIC, AFFINITY_REASON_ATTRIBUTE, affinity } from "./lib/interceptors/affinity.ts";
+export type {
+  AffinityInterceptor,
+  AffinityOptions,
+  AffinityStats,
+  PatternChange,
+  PatternEvidence,
+  PatternState,
+  RoutingReason,
+} from "./lib/interceptors/affinity.ts";
+export { deadline } from "./lib/interceptors/deadline.ts";
+export type { Deadline, DeadlineExpiry, DeadlineOptions } from "./lib/interceptors/deadline.ts";
+export { retry, RETRY_METRIC } from "./lib/interceptors/retry.ts";
+export type { Retry, RetryEvent, RetryOptions, RetryReason, RetryStats } from "./lib/interceptors/retry.ts";
+export { breaker } from "./lib/interceptors/breaker.ts";
+export type {
+  Breaker,
+  BreakerOptions,
+  BreakerRejection,
+  BreakerStats,
+  CircuitSnapshot,
+  CircuitStateName,
+  CircuitTransition,
+  CountedCategory,
+  Disposable,
+  LaneBreakerStats,
+} from "./lib/interceptors/breaker.ts";
+export { adaptive } from "./lib/interceptors/adaptive.ts";
+export type { AdaptiveInterceptor, AdaptiveOptions, AdaptiveStats } from "./lib/interceptors/adaptive.ts";

@@ -11,14 +11,7 @@
 import postgres from "postgres";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
-import { pilot } from "../mod.ts";
-import { adaptive } from "../lib/interceptors/adaptive.ts";
-import { affinity } from "../lib/interceptors/affinity.ts";
-import { breaker } from "../lib/interceptors/breaker.ts";
-import { deadline } from "../lib/interceptors/deadline.ts";
-import { monitor } from "../lib/interceptors/monitor.ts";
-import { retry } from "../lib/interceptors/retry.ts";
-import { tracing } from "../lib/interceptors/tracing.ts";
+import { adaptive, affinity, breaker, deadline, monitor, pilot, retry, tracing } from "../mod.ts";
 import { createPrometheusExporter } from "../lib/prometheus.ts";
 import { type PostgresServer, startPostgres, startReplica } from "../tests/support/postgres.ts";
 

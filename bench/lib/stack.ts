@@ -5,13 +5,7 @@
  */
 import type { MeterProvider } from "@opentelemetry/sdk-metrics";
 import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
-import type { Interceptor } from "../../lib/interceptor.ts";
-import { adaptive } from "../../lib/interceptors/adaptive.ts";
-import { breaker } from "../../lib/interceptors/breaker.ts";
-import { deadline } from "../../lib/interceptors/deadline.ts";
-import { monitor } from "../../lib/interceptors/monitor.ts";
-import { retry } from "../../lib/interceptors/retry.ts";
-import { tracing } from "../../lib/interceptors/tracing.ts";
+import { adaptive, breaker, deadline, monitor, retry, tracing, type Interceptor } from "../../mod.ts";
 
 export function fullStack(providers: { meterProvider: MeterProvider; tracerProvider: BasicTracerProvider }): Interceptor[] {
   const { meterProvider, tracerProvider } = providers;
