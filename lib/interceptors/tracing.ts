@@ -80,9 +80,10 @@ const OPTIONS = v.strictObject({
   maxParameterLength: v.optional(integerAtLeast(1), 256),
 });
 
-/** Name and start attributes of a span, cached per analysis. */
+/** Name and start attributes of a span, cached per analysis (for the lane it ran on last). */
 interface Description {
   name: string;
+  lane: string;
   attributes: Attributes;
 }
 
@@ -104,17 +105,18 @@ export const SLOW_QUERY_EVENT = "pgpilot.slow_query";
 export function tracing(options?: TracingOptions): Tracing {
   const config = parseOptions("tracing", OPTIONS, options);
   const spans = new WeakMap<Operation, Span>();
-  const descriptions = new WeakMap<OperationAnalysis, Description>();
+  let descriptions = new WeakMap<OperationAnalysis, Description>();
   const laneAttributes = new Map<string, Attributes>();
   let lanes: ReadonlyMap<string, LaneInfo> = new Map();
   let poolName = "default";
   let tracer: Tracer | undefined;
   let slowQueryMs: number | undefined;
 
-  function describe(op: Operation): Description {
+  /** Name and start attributes for `op` on `lane`, cached per analysis (and lane). */
+  function describe(op: Operation, lane: string): Description {
     const analysis = op.analysis;
-    let description = descriptions.get(analysis);
-    if (description !== undefined) return description;
+    const cached = descriptions.get(analysis);
+    if (cached !== undefined && cached.lane === lane) return cached;
     const attributes: Attributes = { [ATTR.DB_SYSTEM_NAME]: DB_SYSTEM };
     let name: string;
     if (op.kind === "query") {
@@ -128,7 +130,9 @@ export function tracing(options?: TracingOptions): Tracing {
     } else {
       name = op.kind;
     }
-    description = { name, attributes: Object.freeze(attributes) };
+    Object.assign(attributes, attributesOfLane(lane));
+    // One entry per analysis: the lane it was last used on (the common case is one lane).
+    const description = { name, lane, attributes: Object.freeze(attributes) };
     descriptions.set(analysis, description);
     return description;
   }
@@ -158,7 +162,7 @@ export function tracing(options?: TracingOptions): Tracing {
     } else if (config.requireParentSpan && trace.getSpan(parentContext) === undefined) {
       return undefined;
     }
-    const description = describe(op);
+    const description = describe(op, op.lane);
     tracer ??= pgpilotTracer(config.tracerProvider);
     const span = tracer.startSpan(
       description.name,
@@ -186,10 +190,11 @@ export function tracing(options?: TracingOptions): Tracing {
     }
   }
 
-  function finish(span: Span, op: Operation, value: unknown, error: unknown, failed: boolean): void {
+  function finish(span: Span, op: Operation, lane: string, value: unknown, error: unknown, failed: boolean): void {
     try {
       if (span.isRecording()) {
-        span.setAttributes(attributesOfLane(op.lane));
+        // Routed elsewhere after the span started (affinity): the lane's attributes change.
+        if (op.lane !== lane) span.setAttributes(attributesOfLane(op.lane));
         if (op.attempt > 1) span.setAttribute("pgpilot.attempts", op.attempt);
         if (failed) {
           const { type, status } = errorAttributes(error);
@@ -224,12 +229,14 @@ export function tracing(options?: TracingOptions): Tracing {
       }
       if (span === undefined) return next();
       const traced = span;
-      return observe(next, (value, error, failed) => finish(traced, op, value, error, failed));
+      const lane = op.lane;
+      return observe(next, (value, error, failed) => finish(traced, op, lane, value, error, failed));
     },
     attach(pilotContext: PilotContext): void {
       lanes = pilotContext.lanes;
       poolName = pilotContext.name;
       laneAttributes.clear();
+      descriptions = new WeakMap();
       const threshold = (pilotContext.interceptors.get("monitor") as { slowQueryMs?: unknown } | undefined)
         ?.slowQueryMs;
       slowQueryMs = typeof threshold === "number" ? threshold : undefined;

@@ -1,0 +1,142 @@
+/**
+ * Observability overhead: raw postgres.js vs pgpilot with monitor() + tracing() on a real
+ * OpenTelemetry SDK — a MeterProvider with the Prometheus reader (as `pgpilot/prometheus` sets it
+ * up; scraped once per round, as Prometheus would) and a BasicTracerProvider with a
+ * BatchSpanProcessor whose exporter drops the spans — on `select 1`, 10 and 50 workers, max 10.
+ * Also: each interceptor alone, and both with no SDK registered (the OTel API's no-ops).
+ * Variants run in interleaved rounds, rotating the order; ratios are per round, vs raw.
+ */
+import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
+import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  type Sampler,
+  type SpanExporter,
+  TraceIdRatioBasedSampler,
+} from "@opentelemetry/sdk-trace-base";
+import postgres from "postgres";
+import type { Interceptor } from "../../lib/interceptor.ts";
+import { monitor } from "../../lib/interceptors/monitor.ts";
+import { tracing } from "../../lib/interceptors/tracing.ts";
+import { pilot } from "../../lib/pilot.ts";
+import { closedLoop } from "../lib/load.ts";
+import type { Scenario, Table } from "../lib/scenario.ts";
+import { fmt, median, spread } from "../lib/stats.ts";
+
+const MAX = 10;
+
+interface Runner {
+  call: () => Promise<unknown>;
+  /** Called between rounds: what a real deployment does in the background (a scrape). */
+  tick: () => Promise<void>;
+  end: () => Promise<void>;
+}
+
+/** Drops every span: the cost measured is pgpilot's plus the SDK's, not an exporter's network. */
+const dropSpans: SpanExporter = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} };
+
+function sdk(sampler?: Sampler) {
+  const reader = new PrometheusExporter({ preventServerStart: true });
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  const tracerProvider = new BasicTracerProvider({ sampler, spanProcessors: [new BatchSpanProcessor(dropSpans)] });
+  const serializer = new PrometheusSerializer();
+  return {
+    meterProvider,
+    tracerProvider,
+    scrape: async () => void serializer.serialize((await reader.collect()).resourceMetrics),
+    shutdown: async () => {
+      await meterProvider.shutdown();
+      await tracerProvider.shutdown();
+    },
+  };
+}
+
+function withPilot(url: string, build: (telemetry: ReturnType<typeof sdk>) => Interceptor[], sampler?: Sampler): Runner {
+  const telemetry = sdk(sampler);
+  const sql = pilot(postgres(url, { max: MAX }), { name: "bench", interceptors: build(telemetry) });
+  return {
+    call: () => sql`select 1`,
+    tick: telemetry.scrape,
+    end: async () => {
+      await sql.close({ timeout: 1 });
+      await telemetry.shutdown();
+    },
+  };
+}
+
+const variants: Record<string, (url: string) => Runner> = {
+  "postgres.js": (url) => {
+    const sql = postgres(url, { max: MAX });
+    return { call: () => sql`select 1`, tick: async () => {}, end: () => sql.end({ timeout: 1 }) };
+  },
+  "monitor + tracing (real SDK)": (url) =>
+    withPilot(url, ({ meterProvider, tracerProvider }) => [tracing({ tracerProvider }), monitor({ meterProvider })]),
+  "monitor + tracing (real SDK, 1% sampled)": (url) =>
+    withPilot(
+      url,
+      ({ meterProvider, tracerProvider }) => [tracing({ tracerProvider }), monitor({ meterProvider })],
+      new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0.01) }),
+    ),
+  "monitor (real SDK)": (url) => withPilot(url, ({ meterProvider }) => [monitor({ meterProvider })]),
+  "tracing (real SDK)": (url) => withPilot(url, ({ tracerProvider }) => [tracing({ tracerProvider })]),
+  "monitor + tracing (no SDK)": (url) => withPilot(url, () => [tracing(), monitor()]),
+};
+
+export const scenario: Scenario = {
+  name: "observability-overhead",
+  title: "Observability overhead: monitor() + tracing() with a real OTel SDK vs raw postgres.js",
+  quick: true,
+  async run(context) {
+    const names = context.quick ? Object.keys(variants).slice(0, 3) : Object.keys(variants);
+    const workerCounts = [10, 50];
+    const rounds = context.quick ? 2 : 4;
+    const roundMs = context.quick ? 1000 : 2000;
+    const tables: Table[] = [];
+    const data: unknown[] = [];
+    let step = 0;
+    const steps = workerCounts.length * rounds * names.length;
+
+    for (const workers of workerCounts) {
+      const runners = Object.fromEntries(names.map((name) => [name, variants[name]!(context.url)]));
+      const throughput: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
+      const p99: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
+      // Warm up every pool (connections, JIT) before measuring.
+      for (const name of names) await closedLoop({ workers, durationMs: 500, call: () => runners[name]!.call() });
+      for (let round = 0; round < rounds; round++) {
+        const order = names.map((_, i) => names[(i + round) % names.length]!);
+        for (const name of order) {
+          context.progress(step++ / steps, `select 1, ${workers} workers, ${name}`);
+          const result = await closedLoop({ workers, durationMs: roundMs, call: () => runners[name]!.call() });
+          throughput[name]!.push(result.throughput);
+          p99[name]!.push(result.latency.p99);
+          await runners[name]!.tick();
+        }
+      }
+      for (const runner of Object.values(runners)) await runner.end();
+      const raw = throughput["postgres.js"]!;
+      tables.push({
+        title: `select 1, ${workers} workers, max ${MAX} (${rounds} interleaved rounds × ${roundMs / 1000} s, ${context.runtime})`,
+        columns: ["variant", "queries/s (median)", "vs postgres.js (median of rounds)", "spread", "p99 ms"],
+        rows: names.map((name) => {
+          const ratios = throughput[name]!.map((value, i) => value / raw[i]!);
+          const [low, high] = spread(ratios);
+          return [
+            name,
+            fmt(median(throughput[name]!), 0),
+            `${(median(ratios) * 100).toFixed(1)}%`,
+            `${(low * 100).toFixed(0)}–${(high * 100).toFixed(0)}%`,
+            fmt(median(p99[name]!), 2),
+          ];
+        }),
+      });
+      data.push({ workers, throughput, p99 });
+    }
+    tables.at(-1)!.note = "Real SDK: MeterProvider with the Prometheus reader (collected and serialized after every " +
+      "round) and BasicTracerProvider with a BatchSpanProcessor whose exporter drops spans; every query is traced " +
+      "unless the row says 1% sampled (ParentBased(TraceIdRatioBased(0.01))). The ratio is each round's throughput " +
+      "divided by postgres.js's in the same round.";
+    return { tables, data };
+  },
+};
