@@ -12,22 +12,21 @@ function clock(start = 1_000_000) {
   return { now: () => now, advance: (ms: number) => void (now += ms) };
 }
 
+const OPTIONS: CircuitOptions = {
+  thresholds: { connection: 5, timeout: 8, transaction: 7, resource: 15 },
+  windowMs: 10_000,
+  failureRate: 0.5,
+  minimumVolume: 20,
+  recoveryMs: 1_000,
+  maxRecoveryMs: 8_000,
+  halfOpenRequests: 2,
+  random: () => 1,
+};
+
 function circuit(overrides: Partial<CircuitOptions> = {}) {
   const time = clock();
   const transitions: CircuitTransition[] = [];
-  const options: CircuitOptions = {
-    thresholds: { connection: 5, timeout: 8, transaction: 7, resource: 15 },
-    windowMs: 10_000,
-    failureRate: 0.5,
-    minimumVolume: 20,
-    recoveryMs: 1_000,
-    maxRecoveryMs: 8_000,
-    halfOpenRequests: 2,
-    now: time.now,
-    random: () => 1,
-    ...overrides,
-  };
-  const c = new Circuit("primary", options);
+  const c = new Circuit("primary", { ...OPTIONS, now: time.now, ...overrides });
   c.onTransition = (t) => transitions.push(t);
   return { c, time, transitions };
 }
@@ -195,17 +194,7 @@ describe("circuit", () => {
     fail(c, "timeout", 8);
     const snapshot = c.toJSON();
     expect(snapshot).toEqual({ state: "open", category: "timeout", until: time.now() + 1_000, opens: 1 });
-    const restored = new Circuit("primary", {
-      thresholds: { connection: 5, timeout: 8, transaction: 7, resource: 15 },
-      windowMs: 10_000,
-      failureRate: 0.5,
-      minimumVolume: 20,
-      recoveryMs: 1_000,
-      maxRecoveryMs: 8_000,
-      halfOpenRequests: 2,
-      now: time.now,
-      random: () => 1,
-    }, JSON.parse(JSON.stringify(snapshot)));
+    const restored = new Circuit("primary", { ...OPTIONS, now: time.now }, JSON.parse(JSON.stringify(snapshot)));
     expect(restored.admit()).toBe(REJECTED);
     expect(restored.retryAfterMs()).toBe(1_000);
     time.advance(1_000);
