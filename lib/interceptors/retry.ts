@@ -79,7 +79,15 @@ export interface Retry extends Interceptor {
   stats(): RetryStats;
 }
 
-/** Counter of attempts beyond the first, attributes pool, lane and `pgpilot.retry.reason`. */
+/**
+ * Counter of attempts beyond the first, attributes pool, lane and `pgpilot.retry.reason`.
+ *
+ * @example
+ * ```ts
+ * // Prometheus: rate(pgpilot_retries_total{pgpilot_retry_reason="serialization"}[5m])
+ * meter.createCounter(RETRY_METRIC);
+ * ```
+ */
 export const RETRY_METRIC = "pgpilot.retries";
 
 const SCHEMA = v.strictObject({

@@ -67,7 +67,14 @@ export interface CircuitOptions {
   readonly random?: () => number;
 }
 
-/** What `admit()` returns for a rejected call. */
+/**
+ * What `admit()` returns for a rejected call.
+ *
+ * @example
+ * ```ts
+ * if (circuit.admit() === REJECTED) throw new CircuitOpenError(circuit.lane, "connection", circuit.retryAfterMs());
+ * ```
+ */
 export const REJECTED = -1;
 
 /**

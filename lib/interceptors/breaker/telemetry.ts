@@ -12,7 +12,14 @@ import { reportHookError } from "../../telemetry/diag.ts";
 import type { Circuit, CircuitStateName } from "./circuit.ts";
 import type { CountedCategory } from "./window.ts";
 
-/** The breaker's metric names. */
+/**
+ * The breaker's metric names.
+ *
+ * @example
+ * ```ts
+ * meter.createCounter(BREAKER_METRIC.REJECTIONS); // pgpilot_breaker_rejections_total in Prometheus
+ * ```
+ */
 export const BREAKER_METRIC = {
   /** Gauge, per lane: 0 closed (healthy), 1 half-open (degraded), 2 open (failed). */
   STATE: "pgpilot.breaker.state",
@@ -22,13 +29,27 @@ export const BREAKER_METRIC = {
   REJECTIONS: "pgpilot.breaker.rejections",
 } as const;
 
-/** The breaker's own attribute keys. */
+/**
+ * The breaker's own attribute keys.
+ *
+ * @example
+ * ```ts
+ * counter.add(1, { [BREAKER_ATTR.CATEGORY]: "connection" });
+ * ```
+ */
 export const BREAKER_ATTR = {
   STATE: "pgpilot.breaker.state",
   CATEGORY: "pgpilot.failure.category",
 } as const;
 
-/** Gauge value of each state (the seed's healthy / degraded / failed). */
+/**
+ * Gauge value of each state (the seed's healthy / degraded / failed).
+ *
+ * @example
+ * ```ts
+ * STATE_VALUE["half-open"]; // 1
+ * ```
+ */
 export const STATE_VALUE: Readonly<Record<CircuitStateName, number>> = { closed: 0, "half-open": 1, open: 2 };
 
 /**

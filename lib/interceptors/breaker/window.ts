@@ -11,7 +11,14 @@
 /** The failure categories the breaker counts (`client` never counts). */
 export type CountedCategory = "connection" | "timeout" | "transaction" | "resource";
 
-/** The counted categories, in a stable order. */
+/**
+ * The counted categories, in a stable order.
+ *
+ * @example
+ * ```ts
+ * for (const category of COUNTED_CATEGORIES) console.log(category, window.count(category));
+ * ```
+ */
 export const COUNTED_CATEGORIES: readonly CountedCategory[] = ["connection", "timeout", "transaction", "resource"];
 
 const SLOT: Record<CountedCategory, number> = { connection: 0, timeout: 1, transaction: 2, resource: 3 };
