@@ -4,7 +4,7 @@
  * Fixed pool 5 (raw postgres.js `max: 5`) vs fixed 25 (raw `max: 25`) vs pgpilot
  * `adaptive({ min: 5 })` on a `max: 25` pool — the seed's 5–25 range, nothing else tuned.
  *
- * Each iteration makes fresh pools, warms them, then runs every level and kind on them in the
+ * Each iteration makes fresh pools, opens all their connections, then runs every level and kind on them in the
  * same order, the three variants interleaved cell by cell — one pool per variant per iteration,
  * as an application would keep it.
  */
@@ -22,7 +22,7 @@ const ACCOUNTS = 10_000;
 
 interface Variant {
   name: string;
-  create(url: string): { sql: postgres.Sql<any>; end(): Promise<void> };
+  create(url: string): { sql: postgres.Sql<any>; max: number; end(): Promise<void> };
 }
 
 const variants: Variant[] = [
@@ -30,21 +30,21 @@ const variants: Variant[] = [
     name: "fixed 5",
     create(url) {
       const sql = postgres(url, { max: 5 });
-      return { sql, end: () => sql.end({ timeout: 1 }) };
+      return { sql, max: 5, end: () => sql.end({ timeout: 1 }) };
     },
   },
   {
     name: "fixed 25",
     create(url) {
       const sql = postgres(url, { max: 25 });
-      return { sql, end: () => sql.end({ timeout: 1 }) };
+      return { sql, max: 25, end: () => sql.end({ timeout: 1 }) };
     },
   },
   {
     name: "pgpilot adaptive 5–25",
     create(url) {
       const sql = pilot(postgres(url, { max: 25 }), { interceptors: [adaptive({ min: 5 })] });
-      return { sql, end: () => sql.close({ timeout: 1 }) };
+      return { sql, max: 25, end: () => sql.close({ timeout: 1 }) };
     },
   },
 ];
@@ -89,7 +89,8 @@ export const scenario: Scenario = {
     for (let iteration = 0; iteration < iterations; iteration++) {
       const pools = variants.map((variant) => variant.create(context.url));
       try {
-        await Promise.all(pools.map((pool) => Promise.all(Array.from({ length: 5 }, () => pool.sql`select 1`))));
+        // Open every connection first (max concurrent queries), so no cell pays for connecting.
+        await Promise.all(pools.map((pool) => Promise.all(Array.from({ length: pool.max }, () => pool.sql`select 1`))));
         for (const [l, users] of levels.entries()) {
           for (const [k, kind] of KINDS.entries()) {
             for (const [v, pool] of pools.entries()) {
