@@ -31,6 +31,7 @@ export type { BreakerOptions } from "./breaker/options.ts";
 export type { CircuitSnapshot, CircuitStateName, CircuitTransition } from "./breaker/circuit.ts";
 export type { Disposable } from "./breaker/listeners.ts";
 export type { CountedCategory } from "./breaker/window.ts";
+export { BREAKER_ATTR, BREAKER_METRIC } from "./breaker/telemetry.ts";
 
 /** A call the breaker turned away. */
 export interface BreakerRejection {
