@@ -65,6 +65,7 @@ export type { Deadline, DeadlineExpiry, DeadlineOptions } from "./lib/intercepto
 export { retry, RETRY_METRIC } from "./lib/interceptors/retry.ts";
 export type { Retry, RetryEvent, RetryOptions, RetryReason, RetryStats } from "./lib/interceptors/retry.ts";
 export { breaker } from "./lib/interceptors/breaker.ts";
+export { BREAKER_ATTR, BREAKER_METRIC } from "./lib/interceptors/breaker/telemetry.ts";
 export type {
   Breaker,
   BreakerOptions,

@@ -175,8 +175,9 @@ export function breaker(options?: BreakerOptions): Breaker {
    * the caller (no verdict).
    */
   function aborted(circuit: Circuit, ticket: number, op: Operation): void {
-    const reached = op.dispatched || op.kind !== "query";
-    if (reached && isDeadline(op.signal.reason)) circuit.failure(ticket, "timeout");
+    // pilot marks transactions, reservations and queries alike once they reach postgres.js;
+    // a deadline that expired while still queued in pgpilot says nothing about the database.
+    if (op.dispatched && isDeadline(op.signal.reason)) circuit.failure(ticket, "timeout");
     else circuit.release(ticket);
   }
 
