@@ -28,7 +28,14 @@ import { healthHandler, type HealthSource } from "./telemetry/health-handler.ts"
 export { healthHandler } from "./telemetry/health-handler.ts";
 export type { HealthSource } from "./telemetry/health-handler.ts";
 
-/** Content type of the Prometheus text exposition format. */
+/**
+ * Content type of the Prometheus text exposition format.
+ *
+ * @example
+ * ```ts
+ * new Response(text, { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
+ * ```
+ */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 /** Options shared by `metricsHandler()` and `servePrometheus()`. */

@@ -87,7 +87,15 @@ interface Description {
   attributes: Attributes;
 }
 
-/** Span event added to queries at or above `monitor({ slowQueryMs })`. */
+/**
+ * Span event added to queries at or above `monitor({ slowQueryMs })`, with attributes
+ * `pgpilot.duration_ms` and `pgpilot.threshold_ms`.
+ *
+ * @example
+ * ```ts
+ * const slow = spans.filter((span) => span.events.some((event) => event.name === SLOW_QUERY_EVENT));
+ * ```
+ */
 export const SLOW_QUERY_EVENT = "pgpilot.slow_query";
 
 /**

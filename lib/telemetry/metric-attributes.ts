@@ -20,7 +20,14 @@ import type { LaneInfo } from "../interceptor.ts";
 import type { OperationAnalysis } from "../operation.ts";
 import { ATTR, DB_SYSTEM } from "./names.ts";
 
-/** The `error.type` value for errors without a usable code. */
+/**
+ * The `error.type` value for errors without a usable code (semconv's fallback).
+ *
+ * @example
+ * ```ts
+ * errorAttributes(new Error("x")).type === OTHER; // true
+ * ```
+ */
 export const OTHER = "_OTHER";
 
 // Codes that are not SQLSTATEs but name a failure class: postgres.js (CONNECTION_CLOSED),

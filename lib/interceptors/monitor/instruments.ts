@@ -11,7 +11,14 @@ import type { MetricAttributes } from "../../telemetry/metric-attributes.ts";
 import { ATTR, DURATION_BUCKETS_SECONDS, METRIC } from "../../telemetry/names.ts";
 import type { PoolAccounting } from "../../telemetry/pool-accounting.ts";
 
-/** pgpilot's own metric names used by `monitor()` (Prometheus: `pgpilot_slow_queries_total`). */
+/**
+ * pgpilot's own metric names used by `monitor()` (Prometheus: `pgpilot_slow_queries_total`).
+ *
+ * @example
+ * ```ts
+ * MONITOR_METRIC.SLOW_QUERIES; // "pgpilot.slow_queries"
+ * ```
+ */
 export const MONITOR_METRIC = {
   SLOW_QUERIES: "pgpilot.slow_queries",
 } as const;
