@@ -4,7 +4,9 @@
  * limit of 1, the limit following a slowed server (pg_sleep load), pre-warming, config.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import postgres from "postgres";
+import { ADAPTIVE_METRIC } from "../../lib/adaptive/metrics.ts";
 import { adaptive, type AdaptiveInterceptor } from "../../lib/interceptors/adaptive.ts";
 import type { Interceptor } from "../../lib/interceptor.ts";
 import { pilot } from "../../lib/pilot.ts";
@@ -274,6 +276,57 @@ describe("pre-warming", () => {
     const withPrewarm = await ramp(true);
     expect(withPrewarm.ahead).toBe(true);
   }, 30_000);
+});
+
+/** Collects metric points on demand. */
+class CollectingReader extends MetricReader {
+  async all(): Promise<Map<string, { attributes: Record<string, unknown>; value: number }[]>> {
+    const { resourceMetrics } = await this.collect();
+    const byName = new Map<string, { attributes: Record<string, unknown>; value: number }[]>();
+    for (const scope of resourceMetrics.scopeMetrics) {
+      for (const metric of scope.metrics) {
+        const points = byName.get(metric.descriptor.name) ?? [];
+        for (const point of metric.dataPoints) points.push({ attributes: point.attributes, value: point.value as number });
+        byName.set(metric.descriptor.name, points);
+      }
+    }
+    return byName;
+  }
+  protected onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+describe("metrics", () => {
+  test("limit, queue, load, forecast gauges and the adjustment / rejection counters, per lane", async () => {
+    const reader = new CollectingReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    cleanups.push(() => meterProvider.shutdown());
+    const { sql } = make({ algorithm: "fixed", max: 1, maxQueue: 0, intervalMs: 50, meterProvider, prewarm: false });
+    const slow = started(sql`select pg_sleep(0.2)`);
+    expect((await sql`select 1`.catch((e) => e)).code).toBe("POOL_SATURATED");
+    await slow;
+    await Bun.sleep(120);
+    const metrics = await reader.all();
+    for (const name of Object.values(ADAPTIVE_METRIC)) {
+      expect(name.startsWith("pgpilot.")).toBe(true);
+      expect(name.endsWith("_count") || name.endsWith(".count")).toBe(false);
+    }
+    const lane = { "db.client.connection.pool.name": "default", "pgpilot.lane": "primary" };
+    expect(metrics.get(ADAPTIVE_METRIC.LIMIT)).toEqual([{ attributes: lane, value: 1 }]);
+    expect(metrics.get(ADAPTIVE_METRIC.QUEUED)).toEqual([{ attributes: lane, value: 0 }]);
+    expect(metrics.get(ADAPTIVE_METRIC.REJECTIONS)).toEqual([
+      { attributes: { ...lane, "pgpilot.adaptive.reason": "saturated" }, value: 1 },
+    ]);
+    for (const name of [ADAPTIVE_METRIC.LOAD_FACTOR, ADAPTIVE_METRIC.ARRIVAL_RATE, ADAPTIVE_METRIC.FORECAST, ADAPTIVE_METRIC.EVENT_LOOP_LAG]) {
+      const points = metrics.get(name)!;
+      expect(points.length).toBe(1);
+      expect(points[0]!.value).toBeGreaterThanOrEqual(0);
+    }
+  });
 });
 
 describe("options and reports", () => {
