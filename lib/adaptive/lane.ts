@@ -135,8 +135,8 @@ export class AdaptiveLane implements LaneGauges {
 
   /**
    * Run the rest of the chain with the permit this operation holds; give it back when the
-   * operation settles. Queries feed the algorithm's RTT window; transactions and reservations
-   * (held for their whole life) count toward concurrency only.
+   * operation settles. Queries feed the algorithm's RTT window; transactions, reservations,
+   * cursors and forEach (held for as long as the caller works) count toward concurrency only.
    */
   run(op: Operation, next: Next): Promise<unknown> {
     const start = performance.now();
@@ -144,7 +144,10 @@ export class AdaptiveLane implements LaneGauges {
     this.load.admit(start, inFlight - 1);
     if (inFlight > this.#maxInFlight) this.#maxInFlight = inFlight;
     if (inFlight > this.#tickPeak) this.#tickPeak = inFlight;
-    const sampled = op.kind === "query";
+    // Cursors and forEach stream rows for as long as the caller reads: not a round trip.
+    const query = op.query;
+    const sampled = op.kind === "query" && query !== undefined && query.cursorFn === undefined &&
+      query.forEachFn === undefined;
     let result: Promise<unknown>;
     try {
       result = next();
