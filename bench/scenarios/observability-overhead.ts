@@ -17,6 +17,7 @@ import {
   type SpanExporter,
   TraceIdRatioBasedSampler,
 } from "@opentelemetry/sdk-trace-base";
+import process from "node:process";
 import postgres from "postgres";
 import type { Interceptor } from "../../lib/interceptor.ts";
 import { monitor } from "../../lib/interceptors/monitor.ts";
@@ -104,13 +105,20 @@ export const scenario: Scenario = {
       const runners = Object.fromEntries(names.map((name) => [name, variants[name]!(context.url)]));
       const throughput: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
       const p99: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
+      // Client CPU per query: this process's user+system time over the queries it completed. The
+      // server runs in other processes, so this is what pgpilot and the SDK add to the client,
+      // and it is much less disturbed than throughput when other work shares the machine.
+      const cpu: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
       // Warm up every pool (connections, JIT) before measuring.
       for (const name of names) await closedLoop({ workers, durationMs: 500, call: () => runners[name]!.call() });
       for (let round = 0; round < rounds; round++) {
         const order = names.map((_, i) => names[(i + round) % names.length]!);
         for (const name of order) {
           context.progress(step++ / steps, `select 1, ${workers} workers, ${name}`);
+          const before = process.cpuUsage();
           const result = await closedLoop({ workers, durationMs: roundMs, call: () => runners[name]!.call() });
+          const used = process.cpuUsage(before);
+          cpu[name]!.push((used.user + used.system) / Math.max(1, result.completed));
           throughput[name]!.push(result.throughput);
           p99[name]!.push(result.latency.p99);
           await runners[name]!.tick();
@@ -120,25 +128,37 @@ export const scenario: Scenario = {
       const raw = throughput["postgres.js"]!;
       tables.push({
         title: `select 1, ${workers} workers, max ${MAX} (${rounds} interleaved rounds × ${roundMs / 1000} s, ${context.runtime})`,
-        columns: ["variant", "queries/s (median)", "vs postgres.js (median of rounds)", "spread", "p99 ms"],
+        columns: [
+          "variant",
+          "queries/s (median)",
+          "vs postgres.js (median of rounds)",
+          "spread",
+          "p99 ms",
+          "client CPU µs/query",
+          "added CPU µs/query",
+        ],
         rows: names.map((name) => {
           const ratios = throughput[name]!.map((value, i) => value / raw[i]!);
           const [low, high] = spread(ratios);
+          const added = cpu[name]!.map((value, i) => value - cpu["postgres.js"]![i]!);
           return [
             name,
             fmt(median(throughput[name]!), 0),
             `${(median(ratios) * 100).toFixed(1)}%`,
             `${(low * 100).toFixed(0)}–${(high * 100).toFixed(0)}%`,
             fmt(median(p99[name]!), 2),
+            fmt(median(cpu[name]!), 1),
+            name === "postgres.js" ? "" : fmt(median(added), 1),
           ];
         }),
       });
-      data.push({ workers, throughput, p99 });
+      data.push({ workers, throughput, p99, cpuMicrosecondsPerQuery: cpu });
     }
     tables.at(-1)!.note = "Real SDK: MeterProvider with the Prometheus reader (collected and serialized after every " +
       "round) and BasicTracerProvider with a BatchSpanProcessor whose exporter drops spans; every query is traced " +
       "unless the row says 1% sampled (ParentBased(TraceIdRatioBased(0.01))). The ratio is each round's throughput " +
-      "divided by postgres.js's in the same round.";
+      "divided by postgres.js's in the same round. Client CPU is this process's user+system time per completed " +
+      "query; \"added\" is the per-round difference to postgres.js (median).";
     return { tables, data };
   },
 };
