@@ -204,7 +204,9 @@ export function monitor(options?: MonitorOptions): Monitor {
       if (failed && errorCode(error) === "POOL_TIMEOUT") instruments.timeouts.add(1, set);
       const waitMs = waitOf(op);
       if (waitMs === undefined) return;
-      instruments.waitTime.record(waitMs / 1000, set);
+      // Without a queue in the chain the only wait is postgres.js's own, which pgpilot cannot
+      // see: recording zeros would claim there was none (and cost a measurement per query).
+      if (pool.hasQueue) instruments.waitTime.record(waitMs / 1000, set);
       instruments.useTime.record(Math.max(0, ms - waitMs) / 1000, set);
     } catch (hookError) {
       reportHookError("monitor.record", hookError);

@@ -61,6 +61,11 @@ export class PoolAccounting {
     this.#queue = queue;
   }
 
+  /** True when a queue in front of the pool reports its length (adaptive() is in the chain). */
+  get hasQueue(): boolean {
+    return this.#queue !== undefined;
+  }
+
   /** Use this queue's `pending(lane)` from now on. */
   setQueue(queue: QueueGauge | undefined): void {
     this.#queue = queue;

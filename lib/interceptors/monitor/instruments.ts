@@ -59,7 +59,7 @@ export function createInstruments(
     }),
     waitTime: meter.createHistogram(METRIC.WAIT_TIME, {
       ...seconds,
-      description: "Time a root operation waited in pgpilot's queue before it was handed to the pool.",
+      description: "Time a root operation waited in pgpilot's queue (adaptive()) before it was handed to the pool.",
     }),
     useTime: meter.createHistogram(METRIC.USE_TIME, {
       ...seconds,
