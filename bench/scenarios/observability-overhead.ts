@@ -19,10 +19,13 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import process from "node:process";
 import postgres from "postgres";
-import type { Interceptor } from "../../lib/interceptor.ts";
+import { compose } from "../../lib/compose.ts";
+import type { Interceptor, LaneInfo, PilotContext } from "../../lib/interceptor.ts";
 import { monitor } from "../../lib/interceptors/monitor.ts";
 import { tracing } from "../../lib/interceptors/tracing.ts";
+import { Operation } from "../../lib/operation.ts";
 import { pilot } from "../../lib/pilot.ts";
+import { analyzeTemplate } from "../../lib/sql/cache.ts";
 import { closedLoop } from "../lib/load.ts";
 import type { Scenario, Table } from "../lib/scenario.ts";
 import { fmt, median, spread } from "../lib/stats.ts";
@@ -86,6 +89,53 @@ const variants: Record<string, (url: string) => Runner> = {
   "tracing (real SDK)": (url) => withPilot(url, ({ tracerProvider }) => [tracing({ tracerProvider })]),
   "monitor + tracing (no SDK)": (url) => withPilot(url, () => [tracing(), monitor()]),
 };
+
+/**
+ * CPU per operation through the chain alone: a terminal step that resolves at once, no database,
+ * no network. Best of `repeats` runs of `count` operations each.
+ */
+async function chainCost(count: number, repeats: number): Promise<Table> {
+  const lanes = new Map<string, LaneInfo>([
+    ["primary", { name: "primary", max: 10, host: "127.0.0.1", port: 5432, database: "bench", probe: async () => {} }],
+  ]);
+  const analysis = analyzeTemplate(((strings: TemplateStringsArray, ..._values: unknown[]) => strings)`select 1`);
+  const result = Promise.resolve([{ "?column?": 1 }]);
+  const chains: [string, (telemetry: ReturnType<typeof sdk>) => Interceptor[]][] = [
+    ["no interceptors", () => []],
+    ["tracing + monitor, no SDK registered", () => [tracing(), monitor()]],
+    ["tracing, real SDK (every query traced)", ({ tracerProvider }) => [tracing({ tracerProvider })]],
+    ["monitor, real SDK", ({ meterProvider }) => [monitor({ meterProvider })]],
+    ["tracing + monitor, real SDK", ({ meterProvider, tracerProvider }) => [tracing({ tracerProvider }), monitor({ meterProvider })]],
+  ];
+  const rows: (string | number)[][] = [];
+  for (const [name, build] of chains) {
+    const telemetry = sdk();
+    const interceptors = build(telemetry);
+    const context: PilotContext = {
+      name: "bench",
+      lanes,
+      primaryLane: "primary",
+      interceptors: new Map(interceptors.map((interceptor) => [interceptor.name, interceptor])),
+    };
+    for (const interceptor of interceptors) interceptor.attach?.(context);
+    const chain = compose(interceptors, (op) => ((op.dispatchedAt = performance.now()), result));
+    let best = Infinity;
+    for (let repeat = 0; repeat < repeats; repeat++) {
+      const start = performance.now();
+      for (let i = 0; i < count; i++) await chain(new Operation("query", analysis, "primary", undefined, undefined, undefined));
+      best = Math.min(best, ((performance.now() - start) * 1000) / count);
+    }
+    rows.push([name, fmt(best, 2)]);
+    await telemetry.shutdown();
+  }
+  return {
+    title: "CPU per operation through the chain, without a database",
+    columns: ["chain", "µs per operation (best run)"],
+    rows,
+    note: `${count.toLocaleString("en")} operations per run, best of ${repeats}; the terminal step resolves at once. ` +
+      "This isolates what pgpilot and the OpenTelemetry SDK add per query from the round trip.",
+  };
+}
 
 export const scenario: Scenario = {
   name: "observability-overhead",
@@ -154,7 +204,9 @@ export const scenario: Scenario = {
       });
       data.push({ workers, throughput, p99, cpuMicrosecondsPerQuery: cpu });
     }
-    tables.at(-1)!.note = "Real SDK: MeterProvider with the Prometheus reader (collected and serialized after every " +
+    context.progress(1, "chain cost without a database");
+    tables.push(await chainCost(context.quick ? 50_000 : 100_000, 3));
+    tables.at(-2)!.note = "Real SDK: MeterProvider with the Prometheus reader (collected and serialized after every " +
       "round) and BasicTracerProvider with a BatchSpanProcessor whose exporter drops spans; every query is traced " +
       "unless the row says 1% sampled (ParentBased(TraceIdRatioBased(0.01))). The ratio is each round's throughput " +
       "divided by postgres.js's in the same round. Client CPU is this process's user+system time per completed " +
