@@ -27,16 +27,34 @@ export interface LimiterOptions {
   onGranted?: (waitedMs: number) => void;
 }
 
+/**
+ * Something that can abort a wait, other than an `AbortSignal`: lets a caller avoid creating an
+ * `AbortController` per waiter (about 16 µs on Node 20) when it has a cheaper way to be told.
+ */
+export interface AbortSource {
+  /** True once aborted. */
+  readonly aborted: boolean;
+  /** Why it was aborted (read after `aborted` turned true). */
+  readonly reason: unknown;
+  /** Call `listener` once when aborted; returns a function that stops listening. */
+  subscribe(listener: () => void): () => void;
+}
+
 /** A queued caller: a node of the doubly linked FIFO list, so aborts leave in O(1). */
 interface Waiter {
   resolve: () => void;
   reject: (error: unknown) => void;
   enqueuedAt: number;
   deadline: number;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
+  unsubscribe: (() => void) | undefined;
   prev: Waiter | undefined;
   next: Waiter | undefined;
+}
+
+function subscribe(source: AbortSignal | AbortSource, listener: () => void): () => void {
+  if (!(source instanceof AbortSignal)) return source.subscribe(listener);
+  source.addEventListener("abort", listener, { once: true });
+  return () => source.removeEventListener("abort", listener);
 }
 
 const now = (): number => performance.now();
@@ -108,12 +126,12 @@ export class Limiter {
 
   /**
    * Wait for a permit. Rejects with `PoolSaturatedError` at once when the queue is full, with
-   * `PoolTimeoutError` after `queueTimeoutMs`, and with the signal's reason when it aborts.
+   * `PoolTimeoutError` after `queueTimeoutMs`, and with the abort's reason when `abort` fires.
    * Call only after `tryAcquire()` returned false.
    */
-  acquire(signal?: AbortSignal): Promise<void> {
+  acquire(abort?: AbortSignal | AbortSource): Promise<void> {
     if (this.tryAcquire()) return Promise.resolve();
-    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (abort?.aborted) return Promise.reject(abort.reason);
     if (this.pending >= this.#maxQueue) {
       this.#onGiveUp?.("shed", 0);
       return Promise.reject(new PoolSaturatedError(this.lane, this.inFlight, this.#maxQueue));
@@ -125,8 +143,7 @@ export class Limiter {
         reject,
         enqueuedAt,
         deadline: enqueuedAt + this.#queueTimeoutMs,
-        signal,
-        onAbort: undefined,
+        unsubscribe: undefined,
         prev: this.#tail,
         next: undefined,
       };
@@ -134,13 +151,12 @@ export class Limiter {
       else this.#tail.next = waiter;
       this.#tail = waiter;
       this.pending++;
-      if (signal !== undefined) {
-        waiter.onAbort = () => {
+      if (abort !== undefined) {
+        waiter.unsubscribe = subscribe(abort, () => {
           this.#unlink(waiter);
           this.#onGiveUp?.("aborted", this.#now() - waiter.enqueuedAt);
-          reject(signal.reason);
-        };
-        signal.addEventListener("abort", waiter.onAbort, { once: true });
+          reject(abort.reason);
+        });
       }
       if (waiter === this.#head) this.#schedule();
     });
@@ -184,7 +200,10 @@ export class Limiter {
     else waiter.next.prev = waiter.prev;
     waiter.prev = waiter.next = undefined;
     this.pending--;
-    if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener("abort", waiter.onAbort);
+    if (waiter.unsubscribe !== undefined) {
+      waiter.unsubscribe();
+      waiter.unsubscribe = undefined;
+    }
     if (wasHead) this.#schedule();
   }
 

@@ -14,7 +14,7 @@ import * as v from "valibot";
 import { atLeast, integerAtLeast, parseOptions } from "../config.ts";
 import { ConfigError, PilotError } from "../errors.ts";
 import type { HealthReport, Interceptor, Next, PilotContext } from "../interceptor.ts";
-import type { Operation } from "../operation.ts";
+import { Operation } from "../operation.ts";
 import { ATTR } from "../telemetry/names.ts";
 import { pgpilotMeter } from "../telemetry/otel.ts";
 import { safely } from "../telemetry/diag.ts";
@@ -25,6 +25,7 @@ import { gradient } from "../adaptive/gradient.ts";
 import { AdaptiveLane, type AdaptiveLaneStats, type LimitChange } from "../adaptive/lane.ts";
 import { everyInterval } from "../adaptive/load-monitor.ts";
 import { adaptiveInstruments, type AdaptiveCounters } from "../adaptive/metrics.ts";
+import type { AbortSource } from "../adaptive/limiter.ts";
 import { vegas } from "../adaptive/vegas.ts";
 
 const fraction = v.pipe(v.number(), v.finite(), v.gtValue(0), v.maxValue(1));
@@ -227,8 +228,7 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
       const lane = lanes.get(op.lane) ?? laneOf(op.lane);
       lane.load.arrivals++;
       if (lane.limiter.tryAcquire()) return lane.run(op, next);
-      // Only an operation that really waits creates its signal and listens to it.
-      return lane.limiter.acquire(op.signal).then(() => lane.run(op, next));
+      return lane.limiter.acquire(abortSource(op)).then(() => lane.run(op, next));
     },
 
     pending: (lane) => lanes.get(lane)?.limiter.pending ?? 0,
@@ -268,6 +268,33 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
     },
   };
   return interceptor;
+}
+
+const prototypeAbort = Operation.prototype.abort;
+
+/**
+ * What can abort a waiting operation. When something already can (the caller's signal, a
+ * deadline, the enclosing transaction), its signal. Otherwise only `query.cancel()` can, and it
+ * does so through `op.abort()`: watch that call for as long as the operation waits, rather than
+ * create an `AbortController` per queued operation (16 µs on Node 20, most of the queue's cost).
+ */
+function abortSource(op: Operation): AbortSignal | AbortSource {
+  if (op.abortable) return op.signal;
+  return {
+    get aborted() {
+      return op.aborted;
+    },
+    get reason() {
+      return op.signal.reason;
+    },
+    subscribe(listener) {
+      op.abort = (reason: unknown) => {
+        prototypeAbort.call(op, reason);
+        listener();
+      };
+      return () => void (op.abort = prototypeAbort);
+    },
+  };
 }
 
 function closedError(): PilotError {
