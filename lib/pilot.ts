@@ -89,6 +89,26 @@ const noop = (): void => {};
 type Tagged = RawQuery & { [OPERATION]?: Operation; [VIA]?: (query: RawQuery) => void };
 
 /**
+ * A function that behaves as postgres.js's `sql`: queries it creates are adopted (their handler
+ * swapped), fragments and helpers (`sql(obj)`, `sql("name")`) are returned untouched.
+ */
+function callable(raw: (...args: any[]) => unknown, adopt: (query: Tagged) => Tagged): (...args: unknown[]) => unknown {
+  return function sql(strings: unknown) {
+    const result = Reflect.apply(raw, undefined, arguments);
+    return strings !== null && typeof strings === "object" && Array.isArray((strings as { raw?: unknown }).raw)
+      ? adopt(result as Tagged)
+      : result;
+  };
+}
+
+/** `file()` reads the file inside its own handler, then hands the query on: keep that step. */
+function fileQuery(raw: Sql<any>, args: Parameters<Sql<any>["file"]>): Tagged {
+  const query = (raw.file as (...a: unknown[]) => unknown)(...args) as Tagged;
+  query[VIA] = query.handler;
+  return query;
+}
+
+/**
  * Wrap a postgres.js `sql` (or several, as lanes) in an interceptor chain.
  *
  * The result is the same `sql` to its users — every postgres.js call keeps working with the
@@ -214,17 +234,32 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
     return query.strings.length === 0 ? FILE_ANALYSIS : analyzeUnsafe(query.strings[0]!);
   }
 
-  /** Start a query that belongs to no transaction: build its operation and run the chain. */
-  function startQuery(query: Tagged, scope: CallScope | undefined): void {
-    const analysis = analysisOf(query);
-    const op = new Operation("query", analysis, laneOf(scope, analysis), undefined, query, scope);
-    op.via = query[VIA];
+  /**
+   * A query has started (postgres.js called its handler): build its operation and run the
+   * chain; the caller's promise settles with the chain's outcome.
+   */
+  function start(
+    query: Tagged,
+    analysis: OperationAnalysis,
+    lane: string,
+    parent: Operation | undefined,
+    scope: CallScope | undefined,
+    via: ((query: RawQuery) => void) | undefined,
+  ): void {
+    const op = new Operation("query", analysis, lane, parent, query, scope);
+    op.via = query[VIA] ?? via;
     query[OPERATION] = op;
     if (query.cursorFn === undefined) run(op, query.resolve, query.reject);
     else {
       const [settle, fail] = callerSettlement(query);
       run(op, settle, fail);
     }
+  }
+
+  /** A query outside any transaction: its lane comes from the caller's scope or a comment hint. */
+  function startQuery(query: Tagged, scope: CallScope | undefined): void {
+    const analysis = analysisOf(query);
+    start(query, analysis, laneOf(scope, analysis), undefined, scope, undefined);
   }
 
   /** `query.cancel()`: a queued operation leaves the chain; a sent one is cancelled on the server. */
@@ -251,21 +286,10 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
       return query;
     };
 
-    const wrapped = function sql(strings: unknown) {
-      const result = Reflect.apply(raw, undefined, arguments);
-      return strings !== null && typeof strings === "object" && Array.isArray((strings as { raw?: unknown }).raw)
-        ? adopt(result)
-        : result;
-    } as unknown as PilotSql<Sql<any>>;
-
+    const wrapped = callable(raw, adopt) as PilotSql<Sql<any>>;
     const api = {
       unsafe: (...args: Parameters<Sql<any>["unsafe"]>) => adopt(raw.unsafe(...args) as unknown as Tagged),
-      file: (...args: Parameters<Sql<any>["file"]>) => {
-        const query = raw.file(...args) as unknown as Tagged;
-        // file() reads the file inside its own handler, then hands the query to the pool.
-        query[VIA] = query.handler;
-        return adopt(query);
-      },
+      file: (...args: Parameters<Sql<any>["file"]>) => adopt(fileQuery(raw, args)),
       begin: (optionsOrFn: unknown, maybeFn?: unknown) => {
         const [mode, fn] = typeof optionsOrFn === "function"
           ? ["", optionsOrFn as (tx: unknown) => unknown]
@@ -325,37 +349,17 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
    */
   function wrapChild(raw: any, parent: Operation): Sql<any> {
     let via: ((query: RawQuery) => void) | undefined;
-    const handler = (query: Tagged) => {
-      const analysis = analysisOf(query);
-      const op = new Operation("query", analysis, parent.lane, parent, query, parent.scope);
-      op.via = query[VIA] ?? via;
-      query[OPERATION] = op;
-      if (query.cursorFn === undefined) run(op, query.resolve, query.reject);
-      else {
-        const [settle, fail] = callerSettlement(query);
-        run(op, settle, fail);
-      }
-    };
+    const handler = (query: Tagged) => start(query, analysisOf(query), parent.lane, parent, parent.scope, via);
     const adopt = (query: Tagged): Tagged => {
-      via ??= query.handler;
+      // Every query of one transaction scope has the same postgres.js handler (its connection).
+      if (query[VIA] === undefined) via ??= query.handler;
       query.handler = handler as (query: RawQuery) => void;
       query.canceller = cancel;
       return query;
     };
-    const child = function sql(strings: unknown) {
-      const result = Reflect.apply(raw, undefined, arguments);
-      return strings !== null && typeof strings === "object" && Array.isArray((strings as { raw?: unknown }).raw)
-        ? adopt(result)
-        : result;
-    } as unknown as Sql<any> & Record<string, unknown>;
+    const child = callable(raw, adopt) as Sql<any> & Record<string, unknown>;
     child.unsafe = ((...args: Parameters<Sql<any>["unsafe"]>) => adopt(raw.unsafe(...args) as Tagged)) as any;
-    child.file = ((...args: Parameters<Sql<any>["file"]>) => {
-      const query = raw.file(...args) as unknown as Tagged;
-      query[VIA] = query.handler;
-      query.handler = handler as (query: RawQuery) => void;
-      query.canceller = cancel;
-      return query;
-    }) as any;
+    child.file = ((...args: Parameters<Sql<any>["file"]>) => adopt(fileQuery(raw, args))) as any;
     const savepoint = (raw as { savepoint?: (name: unknown, fn?: unknown) => Promise<unknown> }).savepoint;
     if (savepoint !== undefined) {
       child.savepoint = (nameOrFn: unknown, maybeFn?: unknown) => {

@@ -10,6 +10,7 @@ import postgres from "postgres";
 import { pilot } from "../mod.ts";
 import { recorder } from "./support/recorder.ts";
 import { testUrl } from "./support/db.ts";
+import { until } from "./support/wait.ts";
 
 const table = `parity_${Math.random().toString(36).slice(2, 8)}`;
 const raw = postgres(testUrl(), { max: 4, onnotice: () => {} });
@@ -156,7 +157,7 @@ describe("queries", () => {
 
   test(".cursor() with break ends the operation", async () => {
     for await (const _rows of sql`select id from ${sql(table)} order by id`.cursor(1)) break;
-    await Bun.sleep(20);
+    await until("the cursor's operation to end", () => rec.open === 0);
     expect(rec.open).toBe(0);
     expect(rec.seen.length).toBe(1);
     expect((await sql`select 1 as ok`)[0]!.ok).toBe(1);
@@ -193,8 +194,11 @@ describe("queries", () => {
 
   test("an AbortSignal cancels a running query on the server", async () => {
     const controller = new AbortController();
-    const pending = sql.with({ signal: controller.signal })`select pg_sleep(5)`.catch((e) => e);
-    await Bun.sleep(100);
+    const pending = sql.with({ signal: controller.signal })`select pg_sleep(5) as aborted_by_signal`.catch((e) => e);
+    await until("the query to run on the server", async () => {
+      const [{ n }] = await raw`select count(*)::int as n from pg_stat_activity where query like '%aborted_by_signal%' and state = 'active' and pid <> pg_backend_pid()`;
+      return n === 1;
+    });
     controller.abort();
     const error = await pending;
     expect(error.code).toBe("57014");
@@ -292,7 +296,7 @@ describe("reserve, listen, notify, subscribe, end", () => {
     expect(a).toBe(b);
     expect(rec.open).toBe(1);
     reserved.release();
-    await Bun.sleep(5);
+    await until("the reservation's operation to end", () => rec.open === 0);
     expect(rec.open).toBe(0);
     expect(kinds()).toEqual(["reserve:RESERVE", "query:SELECT<reserve", "query:SELECT<reserve"]);
   });
