@@ -21,6 +21,8 @@ export { Operation } from "./lib/operation.ts";
 export type { CallScope, OperationAnalysis, OperationKind } from "./lib/operation.ts";
 export type { HealthReport, HealthStatus, Interceptor, LaneInfo, Next, PilotContext } from "./lib/interceptor.ts";
 export type { PilotHealth } from "./lib/health.ts";
+export { healthHandler } from "./lib/telemetry/health-handler.ts";
+export type { HealthSource } from "./lib/telemetry/health-handler.ts";
 export { classify, errorCode, FAILURE_CATEGORIES, isSqlState } from "./lib/classify.ts";
 export type { FailureCategory } from "./lib/classify.ts";
 export {

@@ -1,7 +1,6 @@
 /**
  * Metrics and traces to an OpenTelemetry collector over OTLP/HTTP.
  *
- *   npm i -D @opentelemetry/exporter-trace-otlp-http@0.223.0 @opentelemetry/exporter-metrics-otlp-http@0.223.0
  *   OTLP_URL=http://localhost:4318 DATABASE_URL=postgres://… bun examples/otlp.ts
  *
  * OTLP keeps the semconv names (`db.client.operation.duration`, `db.client.connection.count`, …);
