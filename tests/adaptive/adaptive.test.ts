@@ -3,7 +3,7 @@
  * in FIFO order, queue timeout / shedding / aborts, transactions and reservations under a
  * limit of 1, the limit following a slowed server (pg_sleep load), pre-warming, config.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import postgres from "postgres";
 import { ADAPTIVE_METRIC } from "../../lib/adaptive/metrics.ts";
@@ -14,14 +14,15 @@ import { ConfigError, PoolSaturatedError, PoolTimeoutError } from "../../lib/err
 import { testUrl } from "../support/db.ts";
 
 const url = testUrl();
+/** What each test started (pools, workers, providers): stopped after that test, newest first. */
 const cleanups: (() => Promise<unknown>)[] = [];
-afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
 });
 
 /** A raw connection for watching the server (pg_stat_activity), outside every pool under test. */
 const observer = postgres(url, { max: 1, onnotice: () => {} });
-cleanups.push(() => observer.end({ timeout: 1 }));
+afterAll(() => observer.end({ timeout: 1 }));
 
 let appCounter = 0;
 function appName(): string {
@@ -173,6 +174,19 @@ describe("admission", () => {
     expect(limiter.inFlight("primary")).toBe(0);
   });
 
+  test("close() rejects the operations still waiting with a CLOSED error; the running one finishes", async () => {
+    const { sql } = make({ algorithm: "fixed", max: 1, prewarm: false });
+    const running = started(sql`select pg_sleep(0.1) as slept`);
+    const waiting = sql`select 1`.catch((e) => e);
+    await Bun.sleep(0);
+    const closing = sql.close({ timeout: 1 });
+    const error = await waiting;
+    expect(error.code).toBe("CLOSED");
+    expect(error.message).toBe("pilot closed while the operation waited for a connection");
+    expect((await running).length).toBe(1);
+    await closing;
+  });
+
   test("limit 1: a reservation holds its permit until release", async () => {
     const { sql, limiter } = make({ algorithm: "fixed", max: 1, prewarm: false });
     const reserved = await sql.reserve();
@@ -240,33 +254,37 @@ describe("pre-warming", () => {
   });
 
   /**
-   * An open-loop ramp of 20 ms queries. postgres.js opens connections lazily, so without
-   * pre-warming the backends never outnumber the load's own peak concurrency; with it, the
-   * forecast opens more before the ramp peaks.
+   * An open-loop ramp of 20 ms queries, arrivals spread over 10 ms steps. postgres.js opens
+   * connections lazily, so without pre-warming the backends never outnumber the load's own
+   * peak concurrency; with it, the forecast opens more before the ramp peaks. Backends are
+   * compared with the peak as it stands when the count returns (never an earlier, lower one).
    */
   async function ramp(prewarm: boolean): Promise<{ ahead: boolean; beyondLoad: number }> {
     const { sql, application } = make({ prewarm, intervalMs: 100, horizonMs: 300 }, { max: 20 });
     let outstanding = 0;
     let peak = 0;
     const calls: Promise<unknown>[] = [];
+    const checks: Promise<void>[] = [];
     let ahead = false;
     let beyondLoad = -Infinity;
-    const steps = 40; // 40 × 50 ms = 2 s, rate 20/s → 400/s
+    const steps = 200; // 200 × 10 ms = 2 s, rate 20/s → 400/s
+    let due = 0;
     for (let step = 0; step < steps; step++) {
-      const rate = 20 + (380 * step) / (steps - 1);
-      for (let i = 0; i < Math.round((rate * 50) / 1000); i++) {
+      due += (20 + (380 * step) / (steps - 1)) / 100;
+      for (; due >= 1; due--) {
         outstanding++;
         peak = Math.max(peak, outstanding);
         calls.push(sql`select pg_sleep(0.02)`.finally(() => outstanding--));
       }
-      await Bun.sleep(50);
-      if (step >= steps / 4 && step < (3 * steps) / 4) {
-        const open = await backends(application);
-        beyondLoad = Math.max(beyondLoad, open - peak);
-        if (open > peak) ahead = true;
+      if (step >= steps / 4 && step < (3 * steps) / 4 && step % 10 === 0) {
+        checks.push(backends(application).then((open) => {
+          beyondLoad = Math.max(beyondLoad, open - peak);
+          if (open > peak) ahead = true;
+        }));
       }
+      await Bun.sleep(10);
     }
-    await Promise.all(calls);
+    await Promise.all([...calls, ...checks]);
     return { ahead, beyondLoad };
   }
 
