@@ -58,10 +58,10 @@ export const scenario: Scenario = {
   title: "Overload: open-loop arrivals at 2× capacity",
   quick: true,
   async run(context) {
-    const durationMs = context.quick ? 2000 : 10_000;
+    const durationMs = context.quick ? 1500 : 10_000;
     const probe = postgres(context.url, { max: 10 });
     await closedLoop({ workers: 20, durationMs: 500, call: () => work(probe) });
-    const capacity = (await closedLoop({ workers: 20, durationMs: context.quick ? 1000 : 2000, call: () => work(probe) }))
+    const capacity = (await closedLoop({ workers: 20, durationMs: context.quick ? 700 : 2000, call: () => work(probe) }))
       .throughput;
     await probe.end({ timeout: 1 });
     const rate = Math.round(2 * capacity);

@@ -60,7 +60,7 @@ export const scenario: Scenario = {
   async run(context) {
     const rounds = context.quick ? 1 : 2;
     // The burst is the longer phase: postgres.js's loss grows with the queries it pipelines.
-    const phaseMs = context.quick ? [1000, 2500, 1000] : [2500, 6000, 2500];
+    const phaseMs = context.quick ? [800, 2000, 800] : [2500, 6000, 2500];
     // throughput[variant][round] = [phase1, burst, phase3]
     const throughput = variants.map(() => [] as number[][]);
     const p99 = variants.map(() => [] as number[][]);
