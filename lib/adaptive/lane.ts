@@ -30,6 +30,8 @@ export interface LaneSettings {
   attributes: Attributes;
   min: number;
   max: number;
+  /** The lane's postgres.js `max`: pre-warming never asks for more connections than this. */
+  poolMax: number;
   initial: number;
   queueTimeoutMs: number;
   maxQueue: number;
@@ -249,9 +251,10 @@ export class AdaptiveLane implements LaneGauges {
       forecastRate: this.#forecaster.forecast(),
       holdMs: this.#snapshot.latencyMs.mean,
       targetUtilization: this.#settings.targetUtilization,
-      ceiling: this.#settings.max,
+      ceiling: this.#settings.poolMax,
       warm: this.#warm.value,
-      free: limiter.pending > 0 ? 0 : limiter.limit - limiter.inFlight,
+      // Probes above the pool size would only be pipelined onto busy connections.
+      free: limiter.pending > 0 ? 0 : Math.min(limiter.limit, this.#settings.poolMax) - limiter.inFlight,
     });
     if (this.#settings.prewarm && this.#plan.probes > 0) this.prewarm(this.#plan.probes);
   }
@@ -264,7 +267,8 @@ export class AdaptiveLane implements LaneGauges {
     const probe = this.#settings.probe;
     if (probe === undefined) return Promise.resolve(0);
     const running: Promise<void>[] = [];
-    for (let i = 0; i < count && this.limiter.tryAcquire(); i++) {
+    const room = Math.min(count, this.#settings.poolMax - this.limiter.inFlight);
+    for (let i = 0; i < room && this.limiter.tryAcquire(); i++) {
       if (this.limiter.inFlight > this.#tickPeak) this.#tickPeak = this.limiter.inFlight;
       running.push(
         probe().then(

@@ -17,7 +17,7 @@ import type { HealthReport, Interceptor, Next, PilotContext } from "../intercept
 import { Operation } from "../operation.ts";
 import { ATTR } from "../telemetry/names.ts";
 import { pgpilotMeter } from "../telemetry/otel.ts";
-import { safely } from "../telemetry/diag.ts";
+import { reportHookError, safely } from "../telemetry/diag.ts";
 import type { LimitAlgorithm } from "../adaptive/algorithm.ts";
 import { aimd } from "../adaptive/aimd.ts";
 import { fixed } from "../adaptive/fixed.ts";
@@ -188,6 +188,7 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
       attributes: { [ATTR.POOL_NAME]: context?.name ?? "default", [ATTR.LANE]: name },
       min,
       max,
+      poolMax,
       initial: config.initial ?? max,
       queueTimeoutMs: config.queueTimeoutMs,
       maxQueue: config.maxQueue,
@@ -217,7 +218,14 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
       for (const name of pilotContext.lanes.keys()) createLane(name);
       stopMonitor = everyInterval(config.intervalMs, (lagMs) => {
         const now = performance.now();
-        for (const lane of lanes.values()) lane.tick(now, lagMs);
+        for (const lane of lanes.values()) {
+          // A timer callback that throws would be an uncaught exception: report it instead.
+          try {
+            lane.tick(now, lagMs);
+          } catch (error) {
+            reportHookError("adaptive.monitor", error);
+          }
+        }
       });
     },
 
