@@ -113,6 +113,9 @@ describe("admission", () => {
     expect(error.message).toMatch(/^lane "primary": waited \d+ ms for a connection \(limit 1, 0 queued\)$/);
     expect(error.waitedMs).toBeGreaterThanOrEqual(50);
     expect(sql.stats().adaptive).toMatchObject({ lanes: { primary: { rejected: { timeout: 1 } } } });
+    // Nothing waits now, but the lane refused a call in this monitor interval.
+    expect(sql.health().status).toBe("degraded");
+    expect(sql.health().reasons).toEqual(['adaptive: lane "primary" refused 1 calls (queue timeout or full) recently']);
     expect([...await sql`select 2 as x`]).toEqual([{ x: 2 }]);
   });
 
