@@ -171,7 +171,7 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
 
   function perform(op: Operation): Promise<unknown> {
     if (op.task === undefined) return send(op);
-    if (op.aborted) return Promise.reject(op.signal.reason);
+    if (op.aborted) return Promise.reject(op.abortReason);
     op.dispatched = true;
     op.dispatchedAt = performance.now();
     return op.task(op);
@@ -180,23 +180,28 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
   function send(op: Operation): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const original = op.query!;
-      if (op.aborted) return reject(op.signal.reason);
+      if (op.aborted) return reject(op.abortReason);
       // postgres.js marks a query cancelled before it started; sending it would park a connection.
       if (original.cancelled) return reject(cancelledError());
       const lane = lanes.get(op.lane);
       if (lane === undefined) return reject(unknownLane(op.lane));
       const query = op.attempt > 1 ? recreate(original, lane) : original;
       op.current = query;
+      op.cancelSent = cancelSent;
       captureSettlement(query, resolve, reject);
       op.dispatched = true;
       op.dispatchedAt = performance.now();
       const via = op.via;
       if (via !== undefined) via(query);
       else lane.handler(query);
-      if (op.abortable || op.parent !== undefined) {
-        op.signal.addEventListener("abort", () => void lane.canceller(query).catch(noop), { once: true });
-      }
+
     });
+  }
+
+  /** `op.abort()` after the query was sent: ask the server to cancel it. */
+  function cancelSent(op: Operation): void {
+    const lane = lanes.get(op.lane);
+    if (lane !== undefined && op.current !== undefined) void lane.canceller(op.current).catch(noop);
   }
 
   /** A fresh copy of a query for a retry: a settled postgres.js query cannot be sent again. */
@@ -266,11 +271,9 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
   function cancel(query: RawQuery): Promise<void> {
     const op = (query as Tagged)[OPERATION];
     if (op === undefined) return primary.canceller(query);
-    if (!op.dispatched) {
-      op.abort(cancelledError());
-      return Promise.resolve();
-    }
-    return (lanes.get(op.lane) ?? primary).canceller(op.current ?? query);
+    // Marked as the caller's abort, so the breaker does not count the server's 57014 against it.
+    op.abort(cancelledError());
+    return Promise.resolve();
   }
 
   function createRoot(scope: CallScope | undefined): PilotSql<Sql<any>> {

@@ -14,7 +14,7 @@ import * as v from "valibot";
 import { atLeast, integerAtLeast, parseOptions } from "../config.ts";
 import { ConfigError, PilotError } from "../errors.ts";
 import type { HealthReport, Interceptor, Next, PilotContext } from "../interceptor.ts";
-import { Operation } from "../operation.ts";
+import type { Operation } from "../operation.ts";
 import { ATTR } from "../telemetry/names.ts";
 import { pgpilotMeter } from "../telemetry/otel.ts";
 import { reportHookError, safely } from "../telemetry/diag.ts";
@@ -278,30 +278,19 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
   return interceptor;
 }
 
-const prototypeAbort = Operation.prototype.abort;
-
 /**
- * What can abort a waiting operation. When something already can (the caller's signal, a
- * deadline, the enclosing transaction), its signal. Otherwise only `query.cancel()` can, and it
- * does so through `op.abort()`: watch that call for as long as the operation waits, rather than
- * create an `AbortController` per queued operation (16 µs on Node 20, most of the queue's cost).
+ * What can abort a waiting operation (a deadline, the caller's signal or `query.cancel()`, its
+ * transaction), told through `op.onAbort()`: no `AbortController` per queued operation.
  */
-function abortSource(op: Operation): AbortSignal | AbortSource {
-  if (op.abortable) return op.signal;
+function abortSource(op: Operation): AbortSource {
   return {
     get aborted() {
       return op.aborted;
     },
     get reason() {
-      return op.signal.reason;
+      return op.abortReason;
     },
-    subscribe(listener) {
-      op.abort = (reason: unknown) => {
-        prototypeAbort.call(op, reason);
-        listener();
-      };
-      return () => void (op.abort = prototypeAbort);
-    },
+    subscribe: (listener) => op.onAbort(listener),
   };
 }
 

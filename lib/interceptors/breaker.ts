@@ -177,47 +177,31 @@ export function breaker(options?: BreakerOptions): Breaker {
   function aborted(circuit: Circuit, ticket: number, op: Operation): void {
     // pilot marks transactions, reservations and queries alike once they reach postgres.js;
     // a deadline that expired while still queued in pgpilot says nothing about the database.
-    if (op.dispatched && isDeadline(op.signal.reason)) circuit.failure(ticket, "timeout");
+    if (op.dispatched && isDeadline(op.abortReason)) circuit.failure(ticket, "timeout");
     else circuit.release(ticket);
   }
 
-  function guarded(lane: Lane, ticket: number, op: Operation, next: Next): Promise<unknown> {
-    const circuit = lane.circuit;
-    return next().then(
-      (value) => {
-        circuit.success(ticket);
-        return value;
-      },
-      (error) => {
-        failed(circuit, ticket, op, error);
-        throw error;
-      },
-    );
-  }
-
   /**
-   * Like `guarded`, for calls someone may abort: an expired deadline counts at once, because a
-   * call into a black hole never settles by itself.
+   * Run an admitted call and record how it ended. An abort (a deadline) is judged at once,
+   * because a call into a black hole never settles by itself.
    */
   function watched(lane: Lane, ticket: number, op: Operation, next: Next): Promise<unknown> {
     const circuit = lane.circuit;
-    const signal = op.signal;
     let judged = false;
-    const onAbort = () => {
+    const stopWatching = op.onAbort(() => {
       if (judged) return;
       judged = true;
       aborted(circuit, ticket, op);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
+    });
     return next().then(
       (value) => {
-        signal.removeEventListener("abort", onAbort);
+        stopWatching();
         if (!judged) circuit.success(ticket);
         judged = true;
         return value;
       },
       (error) => {
-        signal.removeEventListener("abort", onAbort);
+        stopWatching();
         if (!judged) failed(circuit, ticket, op, error);
         judged = true;
         throw error;
@@ -248,7 +232,7 @@ export function breaker(options?: BreakerOptions): Breaker {
       const lane = laneOf(op.lane);
       const ticket = lane.circuit.admit();
       if (ticket === REJECTED) return reject(lane);
-      return op.abortable ? watched(lane, ticket, op, next) : guarded(lane, ticket, op, next);
+      return watched(lane, ticket, op, next);
     },
 
     onStateChange: (listener) => stateChanges.add(listener),

@@ -86,8 +86,6 @@ export function deadline(options?: DeadlineOptions): Deadline {
       const budget = op.timeoutMs ?? config.timeoutMs;
       const remaining = budget - (performance.now() - op.startedAt);
       if (remaining <= 0) return Promise.reject(expire(op, budget));
-      // Creating the signal before dispatch is what makes pilot cancel a sent query on abort.
-      void op.signal;
       return new Promise((resolve, reject) => {
         let settled = false;
         const timer = setTimeout(() => {
@@ -125,7 +123,7 @@ export function deadline(options?: DeadlineOptions): Deadline {
  */
 function translate(op: Operation, error: unknown): unknown {
   if (!op.aborted) return error;
-  const reason = op.signal.reason;
+  const reason = op.abortReason;
   if (!(reason instanceof DeadlineExceededError) || error === reason) return error;
   if (isPilotError(error)) return error;
   return new DeadlineExceededError(reason.budgetMs, { cause: error });

@@ -242,14 +242,13 @@ export function retry(options?: RetryOptions): Retry {
 /** Wait `ms`, or less if the operation is aborted meanwhile. */
 function pause(ms: number, op: Operation): Promise<void> {
   if (ms <= 0 || op.aborted) return Promise.resolve();
-  const signal = op.signal;
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
-      signal.removeEventListener("abort", done);
+      stopWatching();
       resolve();
     };
     const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
+    const stopWatching = op.onAbort(done);
   });
 }
