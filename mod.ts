@@ -82,3 +82,7 @@ export type {
 } from "./lib/interceptors/breaker.ts";
 export { adaptive } from "./lib/interceptors/adaptive.ts";
 export type { AdaptiveInterceptor, AdaptiveOptions, AdaptiveStats } from "./lib/interceptors/adaptive.ts";
+export type { AdaptiveLaneStats, LimitChange } from "./lib/adaptive/lane.ts";
+export type { LoadSnapshot } from "./lib/adaptive/load-monitor.ts";
+export type { ForecastAccuracy } from "./lib/adaptive/forecast.ts";
+export { ADAPTIVE_METRIC } from "./lib/adaptive/metrics.ts";
