@@ -76,7 +76,10 @@ export interface Breaker extends Interceptor {
   onReject(listener: (rejection: BreakerRejection) => void): Disposable;
   /** State of a lane's circuit (`closed` for a lane it has not seen). */
   state(lane: string): CircuitStateName;
-  /** False while the lane's circuit is open (or half-open with every probe slot taken). */
+  /**
+   * Whether routing should send new work to the lane: with active probing (the default) only
+   * once the circuit is closed; without it, whenever the circuit would admit a call.
+   */
   laneAvailable(lane: string): boolean;
   stats(): BreakerStats;
   health(): HealthReport;
@@ -240,7 +243,14 @@ export function breaker(options?: BreakerOptions): Breaker {
 
     state: (lane) => lanes.get(lane)?.circuit.state.name ?? "closed",
 
-    laneAvailable: (lane) => lanes.get(lane)?.circuit.available() ?? true,
+    // With active probing the breaker tests a recovering lane itself: routing keeps user calls
+    // off it until the probes have closed the circuit, instead of letting them probe a lane
+    // that may still be down. Without it, user calls are the probes.
+    laneAvailable: (lane) => {
+      const circuit = lanes.get(lane)?.circuit;
+      if (circuit === undefined) return true;
+      return config.activeProbing ? circuit.state.name === "closed" : circuit.available();
+    },
 
     stats() {
       const result: BreakerStats = { lanes: {} };

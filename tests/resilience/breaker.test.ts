@@ -58,6 +58,20 @@ describe("breaker interceptor", () => {
     expect(guard.state("primary")).toBe("open");
   });
 
+  test("routing: with active probing a recovering lane stays unavailable until the circuit closes", async () => {
+    const probing = breaker({ recoveryMs: 1 });
+    const passive = breaker({ recoveryMs: 1, activeProbing: false });
+    for (const guard of [probing, passive]) {
+      const { run } = chain([guard], refused);
+      for (let i = 0; i < 5; i++) await settle(run(op()));
+      expect(guard.state("primary")).toBe("open");
+    }
+    await Bun.sleep(5); // past recoveryMs: the circuit would admit a probe now
+    expect(passive.laneAvailable("primary")).toBe(true); // user calls are the probes
+    expect(probing.laneAvailable("primary")).toBe(false); // no pilot attached: nothing probed, still not closed
+    await Promise.all([probing.close(), passive.close()]);
+  });
+
   test("while open: CircuitOpenError without reaching the terminal, with lane, category and retryAfterMs", async () => {
     const guard = breaker({ recoveryMs: 60_000 });
     const rejections: unknown[] = [];
