@@ -16,6 +16,7 @@ import { ROUTING_REASONS, type Route, Router, type RoutingReason } from "../affi
 import { type TouchedTables, touchedTables } from "../affinity/tables.ts";
 import { ATTR } from "../telemetry/names.ts";
 import { pgpilotMeter } from "../telemetry/otel.ts";
+import { laneAvailability } from "../lane-availability.ts";
 import { reportHookError, safely } from "../telemetry/diag.ts";
 
 export type { AffinityOptions } from "../affinity/options.ts";
@@ -198,9 +199,6 @@ export function affinity(options?: AffinityOptions): AffinityInterceptor {
         throw new ConfigError("affinity", [{ path: "", message: "an affinity() instance belongs to one pilot(); create one per pilot" }]);
       }
       const { reads, slow } = checkLanes(config, context.lanes, context.primaryLane);
-      const guards = [...context.interceptors.values()].filter(
-        (interceptor) => interceptor !== self && typeof interceptor.laneAvailable === "function",
-      );
       router = new Router({
         lanes: context.lanes,
         primary: context.primaryLane,
@@ -208,16 +206,7 @@ export function affinity(options?: AffinityOptions): AffinityInterceptor {
         slow,
         patterns,
         recentWrites,
-        available: (lane) => {
-          for (const guard of guards) {
-            try {
-              if (guard.laneAvailable!(lane) === false) return false;
-            } catch (error) {
-              reportHookError(`${guard.name}.laneAvailable`, error);
-            }
-          }
-          return true;
-        },
+        available: laneAvailability(context, self),
         attributes: { [ATTR.POOL_NAME]: context.name },
       });
       learning = slow !== undefined;

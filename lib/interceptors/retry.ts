@@ -21,6 +21,7 @@ import { integerAtLeast, parseOptions } from "../config.ts";
 import { ConfigError, isPilotError } from "../errors.ts";
 import type { Interceptor, Next, PilotContext } from "../interceptor.ts";
 import type { Operation } from "../operation.ts";
+import { laneAvailability } from "../lane-availability.ts";
 import { reportHookError } from "../telemetry/diag.ts";
 import { ATTR } from "../telemetry/names.ts";
 import { pgpilotMeter } from "../telemetry/otel.ts";
@@ -128,7 +129,7 @@ export function retry(options?: RetryOptions): Retry {
   const backoff: Backoff = exponentialBackoff({ baseMs: config.baseDelayMs, maxMs: config.maxDelayMs });
   const listeners = new Listeners<RetryEvent>("retry.onRetry");
   const stats: RetryStats = { retries: { serialization: 0, deadlock: 0, connection: 0 }, recovered: 0, exhausted: 0 };
-  let gates: Interceptor[] = [];
+  let laneOpen: (lane: string) => boolean = () => true;
   let counter: Counter | undefined;
   let pool = "default";
   const attributes = new Map<string, Attributes>();
@@ -150,17 +151,6 @@ export function retry(options?: RetryOptions): Retry {
       return code === "40001" ? "serialization" : code === "40P01" ? "deadlock" : undefined;
     }
     return classify(error) === "connection" ? "connection" : undefined;
-  }
-
-  function laneOpen(lane: string): boolean {
-    for (const gate of gates) {
-      try {
-        if (gate.laneAvailable!(lane) === false) return false;
-      } catch (error) {
-        reportHookError(`${gate.name}.laneAvailable`, error);
-      }
-    }
-    return true;
   }
 
   function count(op: Operation, reason: RetryReason): void {
@@ -218,7 +208,7 @@ export function retry(options?: RetryOptions): Retry {
 
     attach(context: PilotContext) {
       pool = context.name;
-      gates = [...context.interceptors.values()].filter((other) => other.name !== "retry" && other.laneAvailable !== undefined);
+      laneOpen = laneAvailability(context, this);
       try {
         counter = pgpilotMeter(config.meterProvider).createCounter(RETRY_METRIC, {
           description: "Attempts beyond the first, by lane and reason (serialization, deadlock, connection)",
