@@ -23,6 +23,8 @@ export type { HealthReport, HealthStatus, Interceptor, LaneInfo, Next, PilotCont
 export type { PilotHealth } from "./lib/health.ts";
 export { healthHandler } from "./lib/telemetry/health-handler.ts";
 export type { HealthSource } from "./lib/telemetry/health-handler.ts";
+export { createMetricProducer } from "./lib/telemetry/metric-producer.ts";
+export type { PgpilotMetricProducer } from "./lib/telemetry/metric-producer.ts";
 export { classify, errorCode, FAILURE_CATEGORIES, isSqlState } from "./lib/classify.ts";
 export type { FailureCategory } from "./lib/classify.ts";
 export {

@@ -13,7 +13,8 @@
  */
 import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { type PostgresServer, startPostgres } from "../tests/support/postgres.ts";
 import { renderCharts } from "./lib/charts.ts";
@@ -24,11 +25,15 @@ const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const only = args.find((a) => a.startsWith("--only"))?.split("=")[1] ?? args[args.indexOf("--only") + 1];
 const filter = args.includes("--only") || args.some((a) => a.startsWith("--only=")) ? new Set(only?.split(",")) : undefined;
-const here = import.meta.dir;
-const resultsDir = join(here, "results");
+// Under Node this file runs as bench/.node/run.js, built by `npm run bench:node`: scenarios are
+// .js files next to it, results still go to bench/results.
+const here = dirname(fileURLToPath(import.meta.url));
+const built = basename(here) === ".node";
+const resultsDir = join(built ? dirname(here) : here, "results");
 
 const scenarios: Scenario[] = [];
-for (const file of readdirSync(join(here, "scenarios")).filter((f) => f.endsWith(".ts")).sort()) {
+const extension = built ? ".js" : ".ts";
+for (const file of readdirSync(join(here, "scenarios")).filter((f) => f.endsWith(extension)).sort()) {
   const module = await import(join(here, "scenarios", file));
   const scenario = module.scenario as Scenario | undefined;
   if (scenario === undefined) throw new Error(`bench/scenarios/${file} does not export "scenario"`);
@@ -138,7 +143,7 @@ process.exit(failed ? 1 : 0);
  * Only a full run on a quiet machine should be published this way.
  */
 function writePerformanceDoc(markdown: string, charts: Map<string, string>): void {
-  const docs = join(here, "..", "docs");
+  const docs = join(resultsDir, "..", "..", "docs");
   mkdirSync(join(docs, "perf"), { recursive: true });
   let body = markdown.replace(/^# pgpilot benchmark results/, "# pgpilot performance");
   for (const file of charts.values()) {

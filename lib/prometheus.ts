@@ -25,6 +25,7 @@ import type { PilotHealth } from "./health.ts";
 import { reportHookError } from "./telemetry/diag.ts";
 import { healthHandler, type HealthSource } from "./telemetry/health-handler.ts";
 
+import { createMetricProducer, linkMetricProducer, type PgpilotMetricProducer } from "./telemetry/metric-producer.ts";
 export { healthHandler } from "./telemetry/health-handler.ts";
 export type { HealthSource } from "./telemetry/health-handler.ts";
 
@@ -119,16 +120,20 @@ function renamed(resourceMetrics: ResourceMetrics): ResourceMetrics {
 /** A pull reader plus the function that renders what it collects as Prometheus text. */
 interface PrometheusReader {
   reader: PrometheusExporter;
+  producer: PgpilotMetricProducer;
   scrape(): Promise<string>;
 }
 
 function prometheusReader(config: { prefix?: string; withoutScopeInfo: boolean; withoutTargetInfo: boolean }): PrometheusReader {
   // The exporter is used as a MetricReader only: pgpilot serves the text itself, so the same
   // code answers node:http, Bun.serve and Deno.serve.
-  const reader = new PrometheusExporter({ preventServerStart: true });
+  // Histograms monitor() aggregates itself arrive through this producer (see providerFor).
+  const producer = createMetricProducer();
+  const reader = new PrometheusExporter({ preventServerStart: true, metricProducers: [producer] });
   const serializer = new PrometheusSerializer(config.prefix, false, undefined, config.withoutTargetInfo, config.withoutScopeInfo);
   return {
     reader,
+    producer,
     async scrape() {
       const { resourceMetrics, errors } = await reader.collect();
       for (const error of errors) reportHookError("prometheus.collect", error);
@@ -137,11 +142,18 @@ function prometheusReader(config: { prefix?: string; withoutScopeInfo: boolean; 
   };
 }
 
-function providerFor(reader: PrometheusExporter, config: { global: boolean; views?: unknown[] }): MeterProvider {
+function providerFor(
+  reader: PrometheusExporter,
+  producer: PgpilotMetricProducer,
+  config: { global: boolean; views?: unknown[] },
+): MeterProvider {
   const meterProvider = new MeterProvider({ readers: [reader], views: config.views as ViewOptions[] | undefined });
   if (config.global && !metrics.setGlobalMeterProvider(meterProvider)) {
     diag.warn("pgpilot: a global meter provider was already registered; pass meterProvider to the interceptors");
   }
+  // Its only reader collects the producer: monitor() on this provider aggregates locally —
+  // unless views are given, which apply only to SDK instruments.
+  if (config.views === undefined || config.views.length === 0) linkMetricProducer(meterProvider, producer);
   return meterProvider;
 }
 
@@ -180,8 +192,8 @@ function metricsResponse(scrape: () => Promise<string>): () => Promise<Response>
  */
 export function metricsHandler(options?: PrometheusOptions): MetricsHandler {
   const config = parseOptions("metricsHandler", HANDLER_OPTIONS, options);
-  const { reader, scrape } = prometheusReader(config);
-  const meterProvider = providerFor(reader, config);
+  const { reader, producer, scrape } = prometheusReader(config);
+  const meterProvider = providerFor(reader, producer, config);
   return Object.assign(metricsResponse(scrape), {
     meterProvider,
     scrape,
@@ -208,6 +220,11 @@ export type PrometheusExporterOptions =
 
 /** A Prometheus reader with its own HTTP server, for a MeterProvider you build. */
 export interface PrometheusExporterServer {
+  /**
+   * The producer `reader` collects: pass it to `monitor({ metricProducer })` so the duration
+   * histograms are aggregated inside pgpilot (no SDK call per query).
+   */
+  readonly metricProducer: PgpilotMetricProducer;
   /** Put it in `new MeterProvider({ readers: [exporter.reader] })`. */
   readonly reader: MetricReader;
   readonly port: number;
@@ -235,7 +252,7 @@ export interface PrometheusExporterServer {
  */
 export async function createPrometheusExporter(options?: PrometheusExporterOptions): Promise<PrometheusExporterServer> {
   const config = parseOptions("createPrometheusExporter", EXPORTER_OPTIONS, options);
-  const { reader, scrape } = prometheusReader(config);
+  const { reader, producer, scrape } = prometheusReader(config);
   const serveMetrics = metricsResponse(scrape);
   let health: ((request?: Request) => Response) | undefined;
   const server: Server = createServer((request, response) => {
@@ -262,6 +279,7 @@ export async function createPrometheusExporter(options?: PrometheusExporterOptio
   const host = config.host === undefined || config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   return {
     reader,
+    metricProducer: producer,
     port,
     url: `http://${host.includes(":") ? `[${host}]` : host}:${port}${config.endpoint}`,
     serveHealth(source) {
@@ -309,7 +327,7 @@ export interface PrometheusServer {
 export async function servePrometheus(options?: ServePrometheusOptions): Promise<PrometheusServer> {
   const { global, views, health, ...http } = parseOptions("servePrometheus", SERVE_OPTIONS, options);
   const exporter = await createPrometheusExporter(http);
-  const meterProvider = providerFor(exporter.reader as PrometheusExporter, { global, views });
+  const meterProvider = providerFor(exporter.reader as PrometheusExporter, exporter.metricProducer, { global, views });
   if (health !== undefined) exporter.serveHealth(health);
   return {
     url: exporter.url,

@@ -3,8 +3,11 @@
  * OpenTelemetry SDK — a MeterProvider with the Prometheus reader (as `pgpilot/prometheus` sets it
  * up; scraped once per round, as Prometheus would) and a BasicTracerProvider with a
  * BatchSpanProcessor whose exporter drops the spans — on `select 1`, 10 and 50 workers, max 10.
- * Also: pgpilot with no interceptors (what the wrapper itself costs), traces sampled at 1%,
- * each interceptor alone, and both with no SDK registered (the OTel API's no-ops).
+ * monitor()'s duration histograms either aggregated inside pgpilot and exported through
+ * `createMetricProducer()` ("local histograms", what `pgpilot/prometheus` sets up) or recorded into
+ * SDK instruments ("SDK histograms"). Also: pgpilot with no interceptors (what the wrapper itself
+ * costs), traces sampled at 1%, each interceptor alone, and both with no SDK registered.
+ * Runs on Bun (`npm run bench`) and Node (`npm run bench:node`).
  * Variants run in interleaved rounds, rotating the order; ratios are per round, vs raw.
  */
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
@@ -26,6 +29,7 @@ import { tracing } from "../../lib/interceptors/tracing.ts";
 import { Operation } from "../../lib/operation.ts";
 import { pilot } from "../../lib/pilot.ts";
 import { analyzeTemplate } from "../../lib/sql/cache.ts";
+import { createMetricProducer } from "../../lib/telemetry/metric-producer.ts";
 import { closedLoop } from "../lib/load.ts";
 import type { Scenario, Table } from "../lib/scenario.ts";
 import { fmt, median, spread } from "../lib/stats.ts";
@@ -43,13 +47,16 @@ interface Runner {
 const dropSpans: SpanExporter = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} };
 
 function sdk(sampler?: Sampler) {
-  const reader = new PrometheusExporter({ preventServerStart: true });
+  // The reader pgpilot/prometheus builds: the SDK's instruments plus pgpilot's own histograms.
+  const metricProducer = createMetricProducer();
+  const reader = new PrometheusExporter({ preventServerStart: true, metricProducers: [metricProducer] });
   const meterProvider = new MeterProvider({ readers: [reader] });
   const tracerProvider = new BasicTracerProvider({ sampler, spanProcessors: [new BatchSpanProcessor(dropSpans)] });
   const serializer = new PrometheusSerializer();
   return {
     meterProvider,
     tracerProvider,
+    metricProducer,
     scrape: async () => void serializer.serialize((await reader.collect()).resourceMetrics),
     shutdown: async () => {
       await meterProvider.shutdown();
@@ -71,23 +78,32 @@ function withPilot(url: string, build: (telemetry: ReturnType<typeof sdk>) => In
   };
 }
 
+const ONE_PERCENT = () => new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0.01) });
+
 const variants: Record<string, (url: string) => Runner> = {
   "postgres.js": (url) => {
     const sql = postgres(url, { max: MAX });
     return { call: () => sql`select 1`, tick: async () => {}, end: () => sql.end({ timeout: 1 }) };
   },
-  "monitor + tracing (real SDK)": (url) =>
-    withPilot(url, ({ meterProvider, tracerProvider }) => [tracing({ tracerProvider }), monitor({ meterProvider })]),
-  "pgpilot, no interceptors": (url) => withPilot(url, () => []),
-  "monitor + tracing (real SDK, 1% sampled)": (url) =>
+  "monitor (local histograms) + tracing, every query traced": (url) =>
+    withPilot(url, ({ meterProvider, tracerProvider, metricProducer }) => [
+      tracing({ tracerProvider }),
+      monitor({ meterProvider, metricProducer }),
+    ]),
+  "monitor (local histograms) + tracing, 1% sampled": (url) =>
     withPilot(
       url,
-      ({ meterProvider, tracerProvider }) => [tracing({ tracerProvider }), monitor({ meterProvider })],
-      new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0.01) }),
+      ({ meterProvider, tracerProvider, metricProducer }) => [tracing({ tracerProvider }), monitor({ meterProvider, metricProducer })],
+      ONE_PERCENT(),
     ),
-  "monitor (real SDK)": (url) => withPilot(url, ({ meterProvider }) => [monitor({ meterProvider })]),
-  "tracing (real SDK)": (url) => withPilot(url, ({ tracerProvider }) => [tracing({ tracerProvider })]),
-  "monitor + tracing (no SDK)": (url) => withPilot(url, () => [tracing(), monitor()]),
+  "monitor (SDK histograms) + tracing, every query traced": (url) =>
+    withPilot(url, ({ meterProvider, tracerProvider }) => [tracing({ tracerProvider }), monitor({ meterProvider })]),
+  "monitor (local histograms)": (url) =>
+    withPilot(url, ({ meterProvider, metricProducer }) => [monitor({ meterProvider, metricProducer })]),
+  "monitor (SDK histograms)": (url) => withPilot(url, ({ meterProvider }) => [monitor({ meterProvider })]),
+  "tracing, every query traced": (url) => withPilot(url, ({ tracerProvider }) => [tracing({ tracerProvider })]),
+  "pgpilot, no interceptors": (url) => withPilot(url, () => []),
+  "monitor + tracing, no SDK registered": (url) => withPilot(url, () => [tracing(), monitor()]),
 };
 
 /**
@@ -100,16 +116,30 @@ async function chainCost(count: number, repeats: number): Promise<Table> {
   ]);
   const analysis = analyzeTemplate(((strings: TemplateStringsArray, ..._values: unknown[]) => strings)`select 1`);
   const result = Promise.resolve([{ "?column?": 1 }]);
-  const chains: [string, (telemetry: ReturnType<typeof sdk>) => Interceptor[]][] = [
+  const chains: [string, (telemetry: ReturnType<typeof sdk>) => Interceptor[], (() => Sampler)?][] = [
     ["no interceptors", () => []],
     ["tracing + monitor, no SDK registered", () => [tracing(), monitor()]],
     ["tracing, real SDK (every query traced)", ({ tracerProvider }) => [tracing({ tracerProvider })]],
-    ["monitor, real SDK", ({ meterProvider }) => [monitor({ meterProvider })]],
-    ["tracing + monitor, real SDK", ({ meterProvider, tracerProvider }) => [tracing({ tracerProvider }), monitor({ meterProvider })]],
+    ["tracing, real SDK (1% sampled)", ({ tracerProvider }) => [tracing({ tracerProvider })], ONE_PERCENT],
+    ["monitor, SDK histograms", ({ meterProvider }) => [monitor({ meterProvider })]],
+    ["monitor, local histograms", ({ meterProvider, metricProducer }) => [monitor({ meterProvider, metricProducer })]],
+    [
+      "tracing + monitor, SDK histograms, every query traced",
+      ({ meterProvider, tracerProvider }) => [tracing({ tracerProvider }), monitor({ meterProvider })],
+    ],
+    [
+      "tracing + monitor, local histograms, every query traced",
+      ({ meterProvider, tracerProvider, metricProducer }) => [tracing({ tracerProvider }), monitor({ meterProvider, metricProducer })],
+    ],
+    [
+      "tracing + monitor, local histograms, 1% sampled",
+      ({ meterProvider, tracerProvider, metricProducer }) => [tracing({ tracerProvider }), monitor({ meterProvider, metricProducer })],
+      ONE_PERCENT,
+    ],
   ];
   const rows: (string | number)[][] = [];
-  for (const [name, build] of chains) {
-    const telemetry = sdk();
+  for (const [name, build, sampler] of chains) {
+    const telemetry = sdk(sampler?.());
     const interceptors = build(telemetry);
     const context: PilotContext = {
       name: "bench",
@@ -207,7 +237,8 @@ export const scenario: Scenario = {
     context.progress(1, "chain cost without a database");
     tables.push(await chainCost(context.quick ? 50_000 : 100_000, 3));
     tables.at(-2)!.note = "Real SDK: MeterProvider with the Prometheus reader (collected and serialized after every " +
-      "round) and BasicTracerProvider with a BatchSpanProcessor whose exporter drops spans; every query is traced " +
+      "round; it also collects pgpilot's own histograms through createMetricProducer(), as pgpilot/prometheus sets it " +
+      "up — \"local histograms\" rows use it, \"SDK histograms\" rows record into SDK instruments) and BasicTracerProvider with a BatchSpanProcessor whose exporter drops spans; every query is traced " +
       "unless the row says 1% sampled (ParentBased(TraceIdRatioBased(0.01))). The ratio is each round's throughput " +
       "divided by postgres.js's in the same round. Client CPU is this process's user+system time per completed " +
       "query; \"added\" is the per-round difference to postgres.js (median).";

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { metrics } from "@opentelemetry/api";
 import { classify, errorCode, FAILURE_CATEGORIES, type FailureCategory } from "../classify.ts";
 import type { HealthReport, Interceptor, LaneInfo, Next, PilotContext } from "../interceptor.ts";
 import type { Operation } from "../operation.ts";
@@ -15,6 +16,7 @@ import { reportHookError, safely } from "../telemetry/diag.ts";
 import { LogHistogram } from "../telemetry/log-histogram.ts";
 import { MetricAttributes } from "../telemetry/metric-attributes.ts";
 import { observe } from "../telemetry/observe.ts";
+import { linkedMetricProducer, type PgpilotMetricProducer } from "../telemetry/metric-producer.ts";
 import { pgpilotMeter } from "../telemetry/otel.ts";
 import { type PatternSnapshot, PatternStats } from "../telemetry/pattern-stats.ts";
 import { type LaneUsage, PoolAccounting, type QueueGauge } from "../telemetry/pool-accounting.ts";
@@ -47,6 +49,8 @@ export interface SlowQueryEvent {
 /** `monitor()`'s section of `sql.stats()`. */
 export interface MonitorStats {
   slowQueryMs: number;
+  /** Where the duration histograms are aggregated (`monitor({ histograms })` resolved at attach). */
+  histograms: "sdk" | "local";
   /** Since creation. Queries include those inside transactions. */
   totals: {
     queries: number;
@@ -136,6 +140,7 @@ export function monitor(options?: MonitorOptions): Monitor {
   let pool = new PoolAccounting(lanes);
   let attributes = new MetricAttributes("default", lanes, config.maxAttributeSets);
   let instruments: MonitorInstruments | undefined;
+  let histograms: "sdk" | "local" = config.metricProducer ? "local" : "sdk";
 
   function settled(op: Operation, value: unknown, error: unknown, failed: boolean): void {
     const end = performance.now();
@@ -237,11 +242,18 @@ export function monitor(options?: MonitorOptions): Monitor {
     for (const listener of listeners) safely("monitor.onSlowQuery", listener, event);
   }
 
+  /** The producer to aggregate into: given, linked to the meter provider by pgpilot/prometheus, or none. */
+  function metricProducer(): PgpilotMetricProducer | undefined {
+    if (config.metricProducer !== undefined) return config.metricProducer || undefined;
+    return linkedMetricProducer(config.meterProvider ?? metrics.getMeterProvider());
+  }
+
   function stats(): MonitorStats {
     const now = performance.now();
     const recent = window.snapshot(now);
     return {
       slowQueryMs,
+      histograms,
       totals: { ...totals },
       window: {
         seconds: round(recent.seconds),
@@ -287,7 +299,9 @@ export function monitor(options?: MonitorOptions): Monitor {
       attributes = new MetricAttributes(context.name, lanes, config.maxAttributeSets);
       try {
         instruments?.detach();
-        instruments = createInstruments(pgpilotMeter(config.meterProvider), lanes, attributes, pool);
+        const producer = metricProducer();
+        histograms = producer === undefined ? "sdk" : "local";
+        instruments = createInstruments(pgpilotMeter(config.meterProvider), lanes, attributes, pool, producer);
       } catch (error) {
         instruments = undefined;
         reportHookError("monitor.attach", error);

@@ -235,7 +235,9 @@ export function tracing(options?: TracingOptions): Tracing {
       } catch (error) {
         reportHookError("tracing.start", error);
       }
-      if (span === undefined) return next();
+      // A span the sampler dropped records nothing and its end() does nothing: no need to wait
+      // for the outcome (it still parents a transaction's queries, so they are dropped too).
+      if (span === undefined || !span.isRecording()) return next();
       const traced = span;
       const lane = op.lane;
       return observe(next, (value, error, failed) => finish(traced, op, lane, value, error, failed));

@@ -17,15 +17,22 @@ import {
   SimpleSpanProcessor,
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
+import { createMetricProducer, type PgpilotMetricProducer } from "../../lib/telemetry/metric-producer.ts";
 
-/** A MetricReader we collect() by hand. */
+/** A MetricReader we collect() by hand; it also collects pgpilot's locally aggregated histograms. */
 class ManualReader extends MetricReader {
+  constructor(producer: PgpilotMetricProducer) {
+    super({ metricProducers: [producer] });
+  }
+
   protected override async onShutdown(): Promise<void> {}
   protected override async onForceFlush(): Promise<void> {}
 }
 
 export interface MetricsHarness {
   meterProvider: MeterProvider;
+  /** Collected by the reader: `monitor({ metricProducer })` aggregates its histograms into it. */
+  metricProducer: PgpilotMetricProducer;
   collect(): Promise<ResourceMetrics>;
   /** Data points of one metric, by name, after a fresh collection. */
   points(name: string): Promise<DataPoint<unknown>[]>;
@@ -33,7 +40,8 @@ export interface MetricsHarness {
 }
 
 export function metricsHarness(): MetricsHarness {
-  const reader = new ManualReader();
+  const metricProducer = createMetricProducer();
+  const reader = new ManualReader(metricProducer);
   const meterProvider = new MeterProvider({ readers: [reader] });
   const collect = async () => {
     const { resourceMetrics, errors } = await reader.collect();
@@ -42,6 +50,7 @@ export function metricsHarness(): MetricsHarness {
   };
   return {
     meterProvider,
+    metricProducer,
     collect,
     async points(name) {
       const metrics = await collect();

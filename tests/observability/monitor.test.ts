@@ -2,7 +2,7 @@
  * monitor(): semconv metrics with the real OTel SDK, pool accounting, slow queries, per-pattern
  * stats, stats() and health(), against the real PostgreSQL.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { ConfigError, pilot } from "../../mod.ts";
 import type { Interceptor } from "../../lib/interceptor.ts";
@@ -16,9 +16,12 @@ const table = "obs_monitor_items";
 const admin = postgres(testUrl(), { max: 2, onnotice: () => {} });
 const closers: (() => Promise<unknown>)[] = [];
 
+let histograms: "sdk" | "local" = "sdk";
+
 function monitored(options: Parameters<typeof monitor>[0] = {}, extra: Interceptor[] = [], max = 4) {
   const metrics = metricsHarness();
-  const monitoring = monitor({ meterProvider: metrics.meterProvider, ...options });
+  const metricProducer = histograms === "local" ? metrics.metricProducer : false;
+  const monitoring = monitor({ meterProvider: metrics.meterProvider, metricProducer, ...options });
   const sql = pilot(postgres(testUrl(), { max, onnotice: () => {} }), {
     name: "main",
     interceptors: [monitoring, ...extra],
@@ -31,8 +34,10 @@ beforeAll(async () => {
   await admin.unsafe(`drop table if exists ${table}`);
   await admin.unsafe(`create table ${table} (id int primary key, name text)`);
 });
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
+});
 afterAll(async () => {
-  for (const close of closers) await close();
   await admin.unsafe(`drop table if exists ${table}`);
   await admin.end({ timeout: 1 });
 });
@@ -53,100 +58,107 @@ describe("options", () => {
   });
 });
 
-describe("operation duration histogram", () => {
-  test("N queries → count N with the semconv attributes", async () => {
-    const { sql, metrics } = monitored();
-    const n = 25;
-    for (let i = 0; i < n; i++) await sql`select id from obs_monitor_items where id = ${i}`;
-    const points = await metrics.points(METRIC.OPERATION_DURATION);
-    expect(histogramCount(points)).toBe(n);
-    expect(points).toHaveLength(1);
-    const url = new URL(testUrl());
-    expect(points[0]!.attributes).toEqual({
-      "db.system.name": "postgresql",
-      "db.namespace": url.pathname.slice(1) || expect.any(String),
-      "db.operation.name": "SELECT",
-      "db.collection.name": table,
-      "server.address": url.hostname,
-      "server.port": Number(url.port),
-      "pgpilot.lane": "primary",
-      "db.client.connection.pool.name": "main",
+// Both aggregations must export the same data: SDK instruments and pgpilot's own histograms.
+for (const mode of ["sdk", "local"] as const) {
+  describe(`histograms: "${mode}"`, () => {
+    beforeAll(() => void (histograms = mode));
+    afterAll(() => void (histograms = "sdk"));
+    describe("operation duration histogram", () => {
+      test("N queries → count N with the semconv attributes", async () => {
+        const { sql, metrics } = monitored();
+        const n = 25;
+        for (let i = 0; i < n; i++) await sql`select id from obs_monitor_items where id = ${i}`;
+        const points = await metrics.points(METRIC.OPERATION_DURATION);
+        expect(histogramCount(points)).toBe(n);
+        expect(points).toHaveLength(1);
+        const url = new URL(testUrl());
+        expect(points[0]!.attributes).toEqual({
+          "db.system.name": "postgresql",
+          "db.namespace": url.pathname.slice(1) || expect.any(String),
+          "db.operation.name": "SELECT",
+          "db.collection.name": table,
+          "server.address": url.hostname,
+          "server.port": Number(url.port),
+          "pgpilot.lane": "primary",
+          "db.client.connection.pool.name": "main",
+        });
+      });
+
+      test("errors carry error.type and db.response.status_code (SQLSTATE)", async () => {
+        const { sql, metrics, monitoring } = monitored();
+        await expect(sql`select * from ${sql(table + "_missing")}`.execute()).rejects.toMatchObject({ code: "42P01" });
+        await sql`insert into obs_monitor_items (id, name) values (1000, 'a')`;
+        await expect(sql`insert into obs_monitor_items (id, name) values (1000, 'b')`.execute()).rejects.toMatchObject({ code: "23505" });
+        const points = await metrics.points(METRIC.OPERATION_DURATION);
+        expect(histogramCount(points)).toBe(3);
+        expect(histogramCount(points, { "error.type": "42P01", "db.response.status_code": "42P01" })).toBe(1);
+        expect(histogramCount(points, { "error.type": "23505", "db.response.status_code": "23505", "db.operation.name": "INSERT" }))
+          .toBe(1);
+        expect(histogramCount(points, { "db.operation.name": "INSERT", "error.type": undefined })).toBe(1);
+        const stats = monitoring.stats();
+        expect(stats.totals.errors).toBe(2);
+        expect(stats.errors.client).toBe(2);
+        await sql`delete from ${sql(table)} where id = 1000`;
+      });
+
+      test("transactions: children are operations, the transaction is one use of a connection", async () => {
+        const { sql, metrics, monitoring } = monitored();
+        await sql.begin(async (tx) => {
+          await tx`insert into obs_monitor_items (id, name) values (2000, 'x')`;
+          await tx`delete from obs_monitor_items where id = 2000`;
+        });
+        expect(histogramCount(await metrics.points(METRIC.OPERATION_DURATION))).toBe(2);
+        expect(histogramCount(await metrics.points(METRIC.USE_TIME))).toBe(1);
+        // No queue in the chain: postgres.js's own wait is invisible, so no wait_time is claimed.
+        expect(await metrics.points(METRIC.WAIT_TIME)).toEqual([]);
+        const stats = monitoring.stats();
+        expect(stats.totals).toMatchObject({ queries: 2, transactions: 1, errors: 0, rows: 2 });
+      });
+
+      test("a failing query inside a failing transaction counts once", async () => {
+        const { sql, monitoring } = monitored();
+        await expect(sql.begin((tx) => tx`select 1/0`)).rejects.toMatchObject({ code: "22012" });
+        const stats = monitoring.stats();
+        expect(stats.totals.errors).toBe(1);
+        expect(stats.errors.client).toBe(1);
+      });
+    });
+
+    describe("pool accounting", () => {
+      test("used / idle / pending while work is in flight, back to idle after", async () => {
+        let waiting = 0;
+        const fakeQueue = { name: "adaptive", intercept: (_op: unknown, next: () => Promise<unknown>) => next(), pending: () => waiting };
+        const { sql, metrics, monitoring } = monitored({}, [fakeQueue as unknown as Interceptor], 5);
+        let release!: () => void;
+        const gate = new Promise<void>((resolve) => (release = resolve));
+        const transaction = sql.begin(async (tx) => {
+          await tx`select 1`;
+          await gate;
+        });
+        const sleeper = sql`select pg_sleep(0.3)`.execute();
+        // Wait until both are on the server (a fact, not a timing guess).
+        while (monitoring.stats().pool.primary!.inFlight < 2) await Bun.sleep(5);
+        waiting = 1;
+        const usage = monitoring.stats().pool.primary!;
+        expect(usage).toEqual({ max: 5, inFlight: 2, used: 1, idle: 4, pending: 1 });
+        const counts = await metrics.points(METRIC.CONNECTION_COUNT);
+        const used = counts.find((p) => p.attributes["db.client.connection.state"] === "used");
+        const idle = counts.find((p) => p.attributes["db.client.connection.state"] === "idle");
+        expect([used?.value, idle?.value]).toEqual([1, 4]);
+        expect((await metrics.points(METRIC.PENDING_REQUESTS))[0]!.value).toBe(1);
+        expect((await metrics.points(METRIC.CONNECTION_MAX))[0]!.value).toBe(5);
+        waiting = 0;
+        expect(monitoring.stats().pool.primary!.used).toBe(2);
+        release();
+        await Promise.all([transaction, sleeper]);
+        expect(monitoring.stats().pool.primary).toEqual({ max: 5, inFlight: 0, used: 0, idle: 5, pending: 0 });
+        // With a queue in the chain, each root operation that reached the pool has a wait and a use.
+        expect(histogramCount(await metrics.points(METRIC.WAIT_TIME))).toBe(2);
+        expect(histogramCount(await metrics.points(METRIC.USE_TIME))).toBe(2);
+      });
     });
   });
-
-  test("errors carry error.type and db.response.status_code (SQLSTATE)", async () => {
-    const { sql, metrics, monitoring } = monitored();
-    await expect(sql`select * from ${sql(table + "_missing")}`.execute()).rejects.toMatchObject({ code: "42P01" });
-    await sql`insert into obs_monitor_items (id, name) values (1000, 'a')`;
-    await expect(sql`insert into obs_monitor_items (id, name) values (1000, 'b')`.execute()).rejects.toMatchObject({ code: "23505" });
-    const points = await metrics.points(METRIC.OPERATION_DURATION);
-    expect(histogramCount(points)).toBe(3);
-    expect(histogramCount(points, { "error.type": "42P01", "db.response.status_code": "42P01" })).toBe(1);
-    expect(histogramCount(points, { "error.type": "23505", "db.response.status_code": "23505", "db.operation.name": "INSERT" }))
-      .toBe(1);
-    expect(histogramCount(points, { "db.operation.name": "INSERT", "error.type": undefined })).toBe(1);
-    const stats = monitoring.stats();
-    expect(stats.totals.errors).toBe(2);
-    expect(stats.errors.client).toBe(2);
-    await sql`delete from ${sql(table)} where id = 1000`;
-  });
-
-  test("transactions: children are operations, the transaction is one use of a connection", async () => {
-    const { sql, metrics, monitoring } = monitored();
-    await sql.begin(async (tx) => {
-      await tx`insert into obs_monitor_items (id, name) values (2000, 'x')`;
-      await tx`delete from obs_monitor_items where id = 2000`;
-    });
-    expect(histogramCount(await metrics.points(METRIC.OPERATION_DURATION))).toBe(2);
-    expect(histogramCount(await metrics.points(METRIC.USE_TIME))).toBe(1);
-    // No queue in the chain: postgres.js's own wait is invisible, so no wait_time is claimed.
-    expect(await metrics.points(METRIC.WAIT_TIME)).toEqual([]);
-    const stats = monitoring.stats();
-    expect(stats.totals).toMatchObject({ queries: 2, transactions: 1, errors: 0, rows: 2 });
-  });
-
-  test("a failing query inside a failing transaction counts once", async () => {
-    const { sql, monitoring } = monitored();
-    await expect(sql.begin((tx) => tx`select 1/0`)).rejects.toMatchObject({ code: "22012" });
-    const stats = monitoring.stats();
-    expect(stats.totals.errors).toBe(1);
-    expect(stats.errors.client).toBe(1);
-  });
-});
-
-describe("pool accounting", () => {
-  test("used / idle / pending while work is in flight, back to idle after", async () => {
-    let waiting = 0;
-    const fakeQueue = { name: "adaptive", intercept: (_op: unknown, next: () => Promise<unknown>) => next(), pending: () => waiting };
-    const { sql, metrics, monitoring } = monitored({}, [fakeQueue as unknown as Interceptor], 5);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const transaction = sql.begin(async (tx) => {
-      await tx`select 1`;
-      await gate;
-    });
-    const sleeper = sql`select pg_sleep(0.3)`.execute();
-    // Wait until both are on the server (a fact, not a timing guess).
-    while (monitoring.stats().pool.primary!.inFlight < 2) await Bun.sleep(5);
-    waiting = 1;
-    const usage = monitoring.stats().pool.primary!;
-    expect(usage).toEqual({ max: 5, inFlight: 2, used: 1, idle: 4, pending: 1 });
-    const counts = await metrics.points(METRIC.CONNECTION_COUNT);
-    const used = counts.find((p) => p.attributes["db.client.connection.state"] === "used");
-    const idle = counts.find((p) => p.attributes["db.client.connection.state"] === "idle");
-    expect([used?.value, idle?.value]).toEqual([1, 4]);
-    expect((await metrics.points(METRIC.PENDING_REQUESTS))[0]!.value).toBe(1);
-    expect((await metrics.points(METRIC.CONNECTION_MAX))[0]!.value).toBe(5);
-    waiting = 0;
-    expect(monitoring.stats().pool.primary!.used).toBe(2);
-    release();
-    await Promise.all([transaction, sleeper]);
-    expect(monitoring.stats().pool.primary).toEqual({ max: 5, inFlight: 0, used: 0, idle: 5, pending: 0 });
-    // With a queue in the chain, each root operation that reached the pool has a wait and a use.
-    expect(histogramCount(await metrics.points(METRIC.WAIT_TIME))).toBe(2);
-    expect(histogramCount(await metrics.points(METRIC.USE_TIME))).toBe(2);
-  });
-});
+}
 
 describe("slow queries", () => {
   test("counter, event with no values, throwing listener harmless, dispose", async () => {

@@ -7,13 +7,14 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { AggregationType, MeterProvider } from "@opentelemetry/sdk-metrics";
 import postgres from "postgres";
 import { pilot } from "../../mod.ts";
 import { adaptive } from "../../lib/interceptors/adaptive.ts";
 import { affinity } from "../../lib/interceptors/affinity.ts";
 import { breaker } from "../../lib/interceptors/breaker.ts";
 import { deadline } from "../../lib/interceptors/deadline.ts";
-import { monitor } from "../../lib/interceptors/monitor.ts";
+import { monitor, type MonitorStats } from "../../lib/interceptors/monitor.ts";
 import { retry } from "../../lib/interceptors/retry.ts";
 import { tracing } from "../../lib/interceptors/tracing.ts";
 import { healthHandler, metricsHandler, servePrometheus } from "../../lib/prometheus.ts";
@@ -36,6 +37,9 @@ const sql = pilot(postgres(testUrl(), { max: 2, onnotice: () => {} }), {
     adaptive({ algorithm: "fixed", min: 1, max: 1, initial: 1, queueTimeoutMs: 20, meterProvider }),
   ],
 });
+
+/** Where a pilot's monitor() aggregates its duration histograms. */
+const histogramsOf = (pilotSql: { stats(): Record<string, unknown> }) => (pilotSql.stats().monitor as MonitorStats).histograms;
 
 /** Real traffic: plain, failing, slow, transactional, and one queue timeout. */
 async function traffic(): Promise<void> {
@@ -109,6 +113,27 @@ describe("scrape", () => {
     expect(referenced.filter((name) => !exposed.has(name))).toEqual([]);
   });
 
+  test("monitor() on a provider pgpilot/prometheus built aggregates locally; elsewhere through the SDK", async () => {
+    expect(histogramsOf(sql)).toBe("local");
+    const plain = pilot(postgres(testUrl(), { max: 1, onnotice: () => {} }), {
+      interceptors: [monitor({ meterProvider: new MeterProvider() })],
+    });
+    const forced = pilot(postgres(testUrl(), { max: 1, onnotice: () => {} }), {
+      interceptors: [monitor({ meterProvider, metricProducer: false })],
+    });
+    const withViews = metricsHandler({ global: false, views: [{ instrumentName: "x", aggregation: { type: AggregationType.DROP } }] });
+    const viewed = pilot(postgres(testUrl(), { max: 1, onnotice: () => {} }), {
+      interceptors: [monitor({ meterProvider: withViews.meterProvider })],
+    });
+    try {
+      expect([plain, forced, viewed].map((p) => histogramsOf(p))).toEqual(["sdk", "sdk", "sdk"]);
+      expect(() => monitor({ metricProducer: {} as never })).toThrow(/metricProducer/);
+    } finally {
+      await Promise.all([plain.close({ timeout: 1 }), forced.close({ timeout: 1 }), viewed.close({ timeout: 1 })]);
+      await withViews.shutdown();
+    }
+  });
+
   test("histogram in seconds with semconv buckets, label names sanitized", async () => {
     const text = await metrics.scrape();
     expect(text).toContain('le="0.001"');
@@ -159,6 +184,8 @@ describe("servers and handlers", () => {
         interceptors: [monitor({ meterProvider: server.meterProvider })],
       });
       await own`select 1`;
+      // servePrometheus built this provider with its producer: monitor() aggregates locally.
+      expect(histogramsOf(own)).toBe("local");
       const scraped = await (await fetch(server.url)).text();
       expect(scraped).toMatch(/db_client_operation_duration_count\{[^}]*db_client_connection_pool_name="served"[^}]*\} 1/);
       const health = await fetch(new URL("/health/database", server.url));

@@ -5,6 +5,8 @@
  * @module
  */
 import type { BatchObservableCallback, Counter, Histogram, Meter } from "@opentelemetry/api";
+import { LocalHistogram } from "../../telemetry/local-histogram.ts";
+import type { PgpilotMetricProducer } from "../../telemetry/metric-producer.ts";
 import type { LaneInfo } from "../../interceptor.ts";
 import { reportHookError } from "../../telemetry/diag.ts";
 import type { MetricAttributes } from "../../telemetry/metric-attributes.ts";
@@ -23,11 +25,14 @@ export const MONITOR_METRIC = {
   SLOW_QUERIES: "pgpilot.slow_queries",
 } as const;
 
+/** What `monitor()` records a duration into: an SDK histogram or a {@link LocalHistogram}. */
+export type DurationRecorder = Pick<Histogram, "record">;
+
 /** The instruments `monitor()` records into. */
 export interface MonitorInstruments {
-  duration: Histogram;
-  waitTime: Histogram;
-  useTime: Histogram;
+  duration: DurationRecorder;
+  waitTime: DurationRecorder;
+  useTime: DurationRecorder;
   timeouts: Counter;
   slowQueries: Counter;
   /** Stop observing the pool gauges (monitor's `close()`). */
@@ -36,9 +41,25 @@ export interface MonitorInstruments {
 
 const seconds = { unit: "s", advice: { explicitBucketBoundaries: [...DURATION_BUCKETS_SECONDS] } };
 
+const HISTOGRAMS = {
+  duration: {
+    name: METRIC.OPERATION_DURATION,
+    description: "Duration of database client operations (queries; queue wait included).",
+  },
+  waitTime: {
+    name: METRIC.WAIT_TIME,
+    description: "Time a root operation waited in pgpilot's queue (adaptive()) before it was handed to the pool.",
+  },
+  useTime: {
+    name: METRIC.USE_TIME,
+    description: "Time a root operation (query, transaction, reservation) held a connection.",
+  },
+} as const;
+
 /**
  * Create the instruments and the observable pool gauges (read at collection time, so the hot
- * path only touches plain counters).
+ * path only touches plain counters). With a `producer`, the three duration histograms are
+ * {@link LocalHistogram}s registered with it instead of SDK instruments.
  *
  * @example
  * ```ts
@@ -51,20 +72,17 @@ export function createInstruments(
   lanes: ReadonlyMap<string, LaneInfo>,
   attributes: MetricAttributes,
   pool: PoolAccounting,
+  producer?: PgpilotMetricProducer,
 ): MonitorInstruments {
+  // With a producer: aggregated here and exported through it (no SDK call per query).
+  const make = (key: keyof typeof HISTOGRAMS): DurationRecorder =>
+    producer !== undefined
+      ? new LocalHistogram({ ...HISTOGRAMS[key], unit: "s", boundaries: DURATION_BUCKETS_SECONDS })
+      : meter.createHistogram(HISTOGRAMS[key].name, { ...seconds, description: HISTOGRAMS[key].description });
   const instruments: Omit<MonitorInstruments, "detach"> = {
-    duration: meter.createHistogram(METRIC.OPERATION_DURATION, {
-      ...seconds,
-      description: "Duration of database client operations (queries; queue wait included).",
-    }),
-    waitTime: meter.createHistogram(METRIC.WAIT_TIME, {
-      ...seconds,
-      description: "Time a root operation waited in pgpilot's queue (adaptive()) before it was handed to the pool.",
-    }),
-    useTime: meter.createHistogram(METRIC.USE_TIME, {
-      ...seconds,
-      description: "Time a root operation (query, transaction, reservation) held a connection.",
-    }),
+    duration: make("duration"),
+    waitTime: make("waitTime"),
+    useTime: make("useTime"),
     timeouts: meter.createCounter(METRIC.TIMEOUTS, {
       unit: "{timeout}",
       description: "Operations that timed out waiting in pgpilot's queue (POOL_TIMEOUT).",
@@ -74,6 +92,9 @@ export function createInstruments(
       description: "Queries at or above monitor({ slowQueryMs }).",
     }),
   };
+  const locals = [instruments.duration, instruments.waitTime, instruments.useTime]
+    .filter((recorder): recorder is LocalHistogram => recorder instanceof LocalHistogram);
+  const unregister = producer?.register(locals) ?? (() => {});
 
   const count = meter.createObservableUpDownCounter(METRIC.CONNECTION_COUNT, {
     unit: "{connection}",
@@ -115,5 +136,11 @@ export function createInstruments(
   };
   const observables = [count, max, idleMax, idleMin, pending];
   meter.addBatchObservableCallback(observe, observables);
-  return { ...instruments, detach: () => meter.removeBatchObservableCallback(observe, observables) };
+  return {
+    ...instruments,
+    detach: () => {
+      unregister();
+      meter.removeBatchObservableCallback(observe, observables);
+    },
+  };
 }
