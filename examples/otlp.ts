@@ -12,7 +12,7 @@ import { metrics, trace } from "@opentelemetry/api";
 import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import postgres from "postgres";
-import { monitor, pilot, tracing } from "../mod.ts";
+import { createMetricProducer, monitor, pilot, tracing } from "../mod.ts";
 
 const databaseUrl = process.env.DATABASE_URL;
 if (!databaseUrl) throw new Error("set DATABASE_URL (e.g. postgres://postgres@localhost:5432/postgres)");
@@ -34,11 +34,15 @@ const { OTLPMetricExporter } = await optional<
 >("@opentelemetry/exporter-metrics-otlp-http");
 
 // Register both providers before pilot(): interceptors take their meter when attached.
+// The reader also collects pgpilot's own duration histograms (aggregated without an SDK call per
+// query): give the same producer to monitor().
+const metricProducer = createMetricProducer();
 const meterProvider = new MeterProvider({
   readers: [
     new PeriodicExportingMetricReader({
       exporter: new OTLPMetricExporter({ url: `${collector}/v1/metrics` }),
       exportIntervalMillis: 10_000,
+      metricProducers: [metricProducer],
     }),
   ],
 });
@@ -50,7 +54,7 @@ trace.setGlobalTracerProvider(tracerProvider);
 
 const sql = pilot(postgres(databaseUrl, { max: 5 }), {
   name: "otlp-example",
-  interceptors: [tracing(), monitor({ slowQueryMs: 50 })],
+  interceptors: [tracing(), monitor({ slowQueryMs: 50, metricProducer })],
 });
 
 for (let i = 0; i < 20; i++) await sql`select ${i}::int as n`;

@@ -7,12 +7,19 @@ import { createServer } from "node:http";
 import { join } from "node:path";
 import { testUrl } from "../support/db.ts";
 
-const received: { path: string; bytes: number; type: string }[] = [];
+const received: { path: string; bytes: number; type: string; body: string }[] = [];
 const collector = createServer((request, response) => {
-  let bytes = 0;
-  request.on("data", (chunk: Buffer) => (bytes += chunk.length));
+  const chunks: Buffer[] = [];
+  request.on("data", (chunk: Buffer) => chunks.push(chunk));
   request.on("end", () => {
-    received.push({ path: request.url ?? "", bytes, type: String(request.headers["content-type"]) });
+    const body = Buffer.concat(chunks);
+    received.push({
+      path: request.url ?? "",
+      bytes: body.length,
+      type: String(request.headers["content-type"]),
+      // JSON or protobuf: metric names are plain UTF-8 in both.
+      body: body.toString("latin1"),
+    });
     response.writeHead(200, { "content-type": "application/json" });
     response.end("{}");
   });
@@ -37,5 +44,10 @@ test("examples/otlp.ts pushes metrics and traces to the collector URL", async ()
   expect(paths.has("/v1/metrics")).toBe(true);
   expect(paths.has("/v1/traces")).toBe(true);
   expect(received.every((r) => r.bytes > 0)).toBe(true);
+  // The duration histogram comes through the example's createMetricProducer(), the slow-query
+  // counter through an SDK instrument: both reach the collector, after the pilot was closed.
+  const metricsBodies = received.filter((r) => r.path === "/v1/metrics").map((r) => r.body).join("\n");
+  expect(metricsBodies).toContain("db.client.operation.duration");
+  expect(metricsBodies).toContain("pgpilot.slow_queries");
 }, 60_000);
 

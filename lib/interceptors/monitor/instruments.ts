@@ -35,7 +35,7 @@ export interface MonitorInstruments {
   useTime: DurationRecorder;
   timeouts: Counter;
   slowQueries: Counter;
-  /** Stop observing the pool gauges (monitor's `close()`). */
+  /** Stop observing the pool gauges (monitor's `close()`); recorded histograms stay exported. */
   detach(): void;
 }
 
@@ -94,7 +94,9 @@ export function createInstruments(
   };
   const locals = [instruments.duration, instruments.waitTime, instruments.useTime]
     .filter((recorder): recorder is LocalHistogram => recorder instanceof LocalHistogram);
-  const unregister = producer?.register(locals) ?? (() => {});
+  // Never unregistered, like SDK instruments: after close() the last counts must still reach the
+  // final export (an app closes its pilot, then flushes its meter provider).
+  producer?.register(locals);
 
   const count = meter.createObservableUpDownCounter(METRIC.CONNECTION_COUNT, {
     unit: "{connection}",
@@ -138,9 +140,6 @@ export function createInstruments(
   meter.addBatchObservableCallback(observe, observables);
   return {
     ...instruments,
-    detach: () => {
-      unregister();
-      meter.removeBatchObservableCallback(observe, observables);
-    },
+    detach: () => meter.removeBatchObservableCallback(observe, observables),
   };
 }
