@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { ReservedSql } from "postgres";
 import type { Operation } from "./operation.ts";
 
 /** Runs the rest of the chain and, at its end, the operation itself. */
@@ -71,6 +72,12 @@ export interface LaneInfo {
   readonly database: string;
   /** Run `select 1` on this lane, bypassing the chain (used by breaker probes and pre-warming). */
   probe(): Promise<void>;
+  /**
+   * Reserve one connection of this lane's pool (postgres.js `sql.reserve()`), bypassing the
+   * chain; the caller must `release()` it. `adaptive()` pipelines queries onto such connections
+   * (without it, a lane is not pipelined). Optional so hand-made lanes (tests) need not have it.
+   */
+  reserve?(): Promise<ReservedSql<any>>;
 }
 
 /** What `pilot()` tells interceptors when it attaches them. */

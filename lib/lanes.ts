@@ -63,5 +63,6 @@ function createLane(name: string, sql: Sql<any>): Lane {
     probe: async () => {
       await sql.unsafe("select 1");
     },
+    reserve: () => sql.reserve(),
   };
 }

@@ -13,6 +13,7 @@ import { clamp, type LimitAlgorithm } from "./algorithm.ts";
 import { type ForecastAccuracy, HoltForecaster } from "./forecast.ts";
 import { Limiter } from "./limiter.ts";
 import { LoadWindow, type LoadSnapshot } from "./load-monitor.ts";
+import { isPipelineSend, type Pipeline, type PipelineStats, type ReservedConnection } from "./pipeline.ts";
 import type { AdaptiveCounters, LaneGauges } from "./metrics.ts";
 import { planPrewarm, type PrewarmPlan, WarmTracker } from "./prewarm.ts";
 
@@ -43,6 +44,8 @@ export interface LaneSettings {
   targetUtilization: number;
   prewarm: boolean;
   probe: (() => Promise<void>) | undefined;
+  /** Reserved connections that plain queries are pipelined onto; undefined when not pipelining. */
+  pipeline: Pipeline | undefined;
   counters: AdaptiveCounters | undefined;
   onLimitChange: (change: LimitChange) => void;
 }
@@ -69,6 +72,27 @@ export interface AdaptiveLaneStats {
     accuracy: ForecastAccuracy;
   };
   prewarm: { enabled: boolean; probes: number; failures: number; warmConnections: number };
+  /** Reserved connections and the queries on them; undefined with `pipelineDepth: 0`. */
+  pipeline: PipelineStats | undefined;
+}
+
+/** Statements that may share a reserved connection with other callers' statements. */
+const PIPELINED_COMMANDS = new Set(["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE", "SHOW", "EXPLAIN"]);
+
+/**
+ * Whether an operation may go to a reserved connection: a root query (not a transaction's,
+ * not a task such as begin, reserve or listen) whose statement leaves no session state behind
+ * that the next caller on the same connection could trip over. Cursors and forEach stream for
+ * as long as the caller reads, so they keep a pool connection of their own. A simple-protocol
+ * text with several statements could open a transaction on the shared connection.
+ */
+function pipelinable(op: Operation): boolean {
+  const query = op.query;
+  if (op.kind !== "query" || query === undefined || op.task !== undefined || op.parent !== undefined) return false;
+  if (op.via !== undefined && !isPipelineSend(op.via)) return false;
+  if (query.cursorFn !== undefined || query.forEachFn !== undefined) return false;
+  if (!PIPELINED_COMMANDS.has(op.command)) return false;
+  return !(query.options.simple === true && query.strings[0]!.includes(";"));
 }
 
 /** Windows need this many query samples before the algorithm hears about them. */
@@ -114,6 +138,8 @@ export class AdaptiveLane implements LaneGauges {
   #drops = 0;
   #tickPeak = 0;
   #windows = 0;
+  /** Operations in flight on pool connections while pipelining (transactions, cursors, …). */
+  #pooled = 0;
 
   constructor(settings: LaneSettings) {
     this.#settings = settings;
@@ -150,24 +176,38 @@ export class AdaptiveLane implements LaneGauges {
     const query = op.query;
     const sampled = op.kind === "query" && query !== undefined && query.cursorFn === undefined &&
       query.forEachFn === undefined;
+    const pipeline = this.#settings.pipeline;
+    let connection: ReservedConnection | undefined;
+    if (pipeline !== undefined) {
+      if (pipelinable(op)) connection = pipeline.pick(inFlight, this.#pooled, start);
+      if (connection !== undefined) op.via = connection.send;
+      else {
+        // A retried operation may still point at the connection its last attempt used.
+        if (isPipelineSend(op.via)) op.via = undefined;
+        if (++this.#pooled + pipeline.held > this.#settings.poolMax) pipeline.yieldOne();
+      }
+    }
     let result: Promise<unknown>;
     try {
       result = next();
     } catch (error) {
-      this.#settle(start, sampled, error);
+      this.#settle(start, sampled, error, op, connection);
       throw error;
     }
     return result.then(
-      (value) => (this.#settle(start, sampled, undefined), value),
+      (value) => (this.#settle(start, sampled, undefined, op, connection), value),
       (error) => {
-        this.#settle(start, sampled, error);
+        this.#settle(start, sampled, error, op, connection);
         throw error;
       },
     );
   }
 
-  #settle(start: number, sampled: boolean, error: unknown): void {
+  #settle(start: number, sampled: boolean, error: unknown, op: Operation, connection: ReservedConnection | undefined): void {
     const end = performance.now();
+    const pipeline = this.#settings.pipeline;
+    if (connection !== undefined) pipeline!.settle(connection, op.current, error, end);
+    else if (pipeline !== undefined) this.#pooled--;
     const held = end - start;
     this.load.finish(end, this.limiter.inFlight, held, error === undefined);
     if (error !== undefined && classify(error) === "timeout") this.#drops++;
@@ -247,6 +287,7 @@ export class AdaptiveLane implements LaneGauges {
     this.#warm.saw(this.#tickPeak);
     this.#warm.tick();
     this.#tickPeak = limiter.inFlight;
+    const pipeline = this.#settings.pipeline;
     this.#plan = planPrewarm({
       forecastRate: this.#forecaster.forecast(),
       holdMs: this.#snapshot.latencyMs.mean,
@@ -256,7 +297,11 @@ export class AdaptiveLane implements LaneGauges {
       // Probes above the pool size would only be pipelined onto busy connections.
       free: limiter.pending > 0 ? 0 : Math.min(limiter.limit, this.#settings.poolMax) - limiter.inFlight,
     });
-    if (this.#settings.prewarm && this.#plan.probes > 0) this.prewarm(this.#plan.probes);
+    if (pipeline !== undefined) {
+      // Pipelined, the forecast's concurrency needs `depth` times fewer connections: reserve them.
+      const target = this.#settings.prewarm ? Math.ceil(this.#plan.target / pipeline.depth) : 0;
+      pipeline.tick(target, this.#pooled);
+    } else if (this.#settings.prewarm && this.#plan.probes > 0) this.prewarm(this.#plan.probes);
   }
 
   /**
@@ -267,7 +312,7 @@ export class AdaptiveLane implements LaneGauges {
     const probe = this.#settings.probe;
     if (probe === undefined) return Promise.resolve(0);
     const running: Promise<void>[] = [];
-    const room = Math.min(count, this.#settings.poolMax - this.limiter.inFlight);
+    const room = Math.min(count, this.#settings.poolMax - this.limiter.inFlight - (this.#settings.pipeline?.held ?? 0));
     for (let i = 0; i < room && this.limiter.tryAcquire(); i++) {
       if (this.limiter.inFlight > this.#tickPeak) this.#tickPeak = this.limiter.inFlight;
       running.push(
@@ -281,6 +326,11 @@ export class AdaptiveLane implements LaneGauges {
     this.#probes += running.length;
     this.#settings.counters?.probes(this.attributes, running.length);
     return Promise.all(running).then(() => running.length);
+  }
+
+  /** Release the reserved connections (each once its queries settled); reserve no more. */
+  closePipeline(): void {
+    this.#settings.pipeline?.close();
   }
 
   /** A full queue, or as many waiting as the limit admits: new work should go elsewhere. */
@@ -344,6 +394,7 @@ export class AdaptiveLane implements LaneGauges {
         failures: this.#probeFailures,
         warmConnections: this.#warm.value,
       },
+      pipeline: this.#settings.pipeline?.stats(),
     };
   }
 }

@@ -25,8 +25,12 @@ import { gradient } from "../adaptive/gradient.ts";
 import { AdaptiveLane, type AdaptiveLaneStats, type LimitChange } from "../adaptive/lane.ts";
 import { everyInterval } from "../adaptive/load-monitor.ts";
 import { adaptiveInstruments, type AdaptiveCounters } from "../adaptive/metrics.ts";
+import { Pipeline } from "../adaptive/pipeline.ts";
 import type { AbortSource } from "../adaptive/limiter.ts";
 import { vegas } from "../adaptive/vegas.ts";
+
+/** Queries in flight per reserved connection (docs/adaptive.md: why this number). */
+const DEFAULT_PIPELINE_DEPTH = 10;
 
 const fraction = v.pipe(v.number(), v.finite(), v.gtValue(0), v.maxValue(1));
 const positiveOrInfinite = v.pipe(v.number(), v.gtValue(0));
@@ -36,7 +40,7 @@ const OPTIONS = v.strictObject({
   min: v.optional(integerAtLeast(1)),
   max: v.optional(integerAtLeast(1)),
   initial: v.optional(integerAtLeast(1)),
-  pipelineDepth: v.optional(integerAtLeast(0), 0),
+  pipelineDepth: v.optional(integerAtLeast(0), DEFAULT_PIPELINE_DEPTH),
   queueTimeoutMs: v.optional(positiveOrInfinite, 30_000),
   maxQueue: v.optional(v.union([integerAtLeast(0), v.literal(Infinity)]), 1000),
   growthFactor: v.optional(v.pipe(v.number(), v.finite(), v.gtValue(1)), 1.8),
@@ -180,8 +184,16 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
   function createLane(name: string): AdaptiveLane {
     const info = context?.lanes.get(name);
     const poolMax = info?.max ?? config.max ?? 10;
-    // More permits than connections pipelines queries onto busy connections; only on request.
-    const max = Math.min(config.max ?? poolMax, poolMax) + config.pipelineDepth;
+    // A fifth of the pool (at least one connection) stays free for transactions, reservations
+    // and cursors, which need a pool connection of their own.
+    const maxConnections = poolMax - Math.max(1, Math.ceil(poolMax / 5));
+    const pipeline = config.pipelineDepth > 0 && maxConnections > 0 && info?.reserve !== undefined
+      ? new Pipeline({ lane: name, depth: config.pipelineDepth, poolMax, maxConnections, reserve: info.reserve })
+      : undefined;
+    // Without pipelining each operation in flight holds a connection; with it, `depth` queries
+    // share one, so as many more may be in flight.
+    const ceiling = pipeline === undefined ? poolMax : Math.max(poolMax, maxConnections * config.pipelineDepth);
+    const max = Math.min(config.max ?? ceiling, ceiling);
     const min = Math.min(config.min ?? 1, max);
     const lane = new AdaptiveLane({
       name,
@@ -200,6 +212,7 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
       targetUtilization: config.targetUtilization,
       prewarm: config.prewarm,
       probe: info?.probe,
+      pipeline,
       counters,
       onLimitChange: emit,
     });
@@ -272,7 +285,10 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
 
     async close(): Promise<void> {
       stopMonitor?.();
-      for (const lane of lanes.values()) lane.limiter.drain(closedError());
+      for (const lane of lanes.values()) {
+        lane.limiter.drain(closedError());
+        lane.closePipeline();
+      }
     },
   };
   return interceptor;

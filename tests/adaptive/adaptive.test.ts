@@ -75,33 +75,40 @@ async function until(condition: () => boolean | Promise<boolean>, attempts = 200
 }
 
 describe("admission", () => {
-  test("200 concurrent callers, max 10 (pool 20): the server never sees more than 10 active, all settle, FIFO", async () => {
-    const order = admissions();
-    const { sql, limiter, application } = make({ max: 10, prewarm: false }, { max: 20 }, [order]);
-    const limits: number[] = [];
-    limiter.onLimitChange((change) => limits.push(change.limit));
-    let settled = false;
-    const calls = Array.from({ length: 200 }, (_, i) => sql`select ${i}::int as i, pg_sleep(0.01)`.then((rows) => rows[0]!.i));
-    const all = Promise.allSettled(calls).finally(() => (settled = true));
-    let peakActive = 0;
-    let samples = 0;
-    while (!settled) {
-      peakActive = Math.max(peakActive, await backends(application, "active"));
-      samples++;
-    }
-    const results = await all;
-    expect(results.every((r) => r.status === "fulfilled")).toBe(true);
-    expect(results.map((r) => (r as PromiseFulfilledResult<number>).value)).toEqual(calls.map((_, i) => i));
-    expect(samples).toBeGreaterThan(1);
-    expect(peakActive).toBeGreaterThan(0);
-    expect(peakActive).toBeLessThanOrEqual(10);
-    // The pool (max 20) was never asked for more than 10 connections.
-    expect(await backends(application)).toBeLessThanOrEqual(10);
-    expect(order.order).toEqual(calls.map((_, i) => i));
-    for (const limit of limits) expect(limit).toBeLessThanOrEqual(10);
-    expect(limiter.inFlight("primary")).toBe(0);
-    expect(limiter.pending("primary")).toBe(0);
-  }, 30_000);
+  /**
+   * With pipelining (the default), queries share reserved connections: the server's active
+   * backends stay within the limit all the same. The pool may open a few more connections than
+   * the limit in all (the first queries go through it while the first reservations are made),
+   * never more than its max. Without pipelining, it is never asked for more than the limit.
+   */
+  for (const pipelineDepth of [0, undefined]) {
+    test(`200 concurrent callers, max 10 (pool 20), pipelineDepth ${pipelineDepth ?? "default"}: the server never sees more than 10 active, all settle, FIFO`, async () => {
+      const order = admissions();
+      const { sql, limiter, application } = make({ max: 10, prewarm: false, pipelineDepth }, { max: 20 }, [order]);
+      const limits: number[] = [];
+      limiter.onLimitChange((change) => limits.push(change.limit));
+      let settled = false;
+      const calls = Array.from({ length: 200 }, (_, i) => sql`select ${i}::int as i, pg_sleep(0.01)`.then((rows) => rows[0]!.i));
+      const all = Promise.allSettled(calls).finally(() => (settled = true));
+      let peakActive = 0;
+      let samples = 0;
+      while (!settled) {
+        peakActive = Math.max(peakActive, await backends(application, "active"));
+        samples++;
+      }
+      const results = await all;
+      expect(results.every((r) => r.status === "fulfilled")).toBe(true);
+      expect(results.map((r) => (r as PromiseFulfilledResult<number>).value)).toEqual(calls.map((_, i) => i));
+      expect(samples).toBeGreaterThan(1);
+      expect(peakActive).toBeGreaterThan(0);
+      expect(peakActive).toBeLessThanOrEqual(10);
+      expect(await backends(application)).toBeLessThanOrEqual(pipelineDepth === 0 ? 10 : 20);
+      expect(order.order).toEqual(calls.map((_, i) => i));
+      for (const limit of limits) expect(limit).toBeLessThanOrEqual(10);
+      expect(limiter.inFlight("primary")).toBe(0);
+      expect(limiter.pending("primary")).toBe(0);
+    }, 30_000);
+  }
 
   test("queue timeout: PoolTimeoutError with the lane, the wait and the limit", async () => {
     const { sql } = make({ algorithm: "fixed", max: 1, queueTimeoutMs: 50, prewarm: false });
@@ -263,7 +270,8 @@ describe("pre-warming", () => {
    * compared with the peak as it stands when the count returns (never an earlier, lower one).
    */
   async function ramp(prewarm: boolean): Promise<{ ahead: boolean; beyondLoad: number }> {
-    const { sql, application } = make({ prewarm, intervalMs: 100, horizonMs: 300 }, { max: 20 });
+    // Probe pre-warming of the pool itself: pipelined lanes reserve connections instead.
+    const { sql, application } = make({ prewarm, intervalMs: 100, horizonMs: 300, pipelineDepth: 0 }, { max: 20 });
     let outstanding = 0;
     let peak = 0;
     const calls: Promise<unknown>[] = [];
@@ -360,18 +368,27 @@ describe("options and reports", () => {
     expect(() => adaptive({ nope: 1 } as never)).toThrow(/nope/);
   });
 
-  test("max is capped at the pool's max; pipelineDepth adds permits above it", () => {
-    const capped = make({ max: 50 }, { max: 4 }).limiter as AdaptiveInterceptor;
+  test("max is capped at the pool's max; pipelined, at the reservable connections × pipelineDepth", () => {
+    const capped = make({ max: 50, pipelineDepth: 0 }, { max: 4 }).limiter as AdaptiveInterceptor;
     expect(capped.limit("primary")).toBe(4);
+    // Pool 4: one connection stays for transactions, 3 may be reserved, 3 queries each.
     const deeper = make({ pipelineDepth: 3 }, { max: 4 }).limiter;
-    expect(deeper.limit("primary")).toBe(7);
+    expect(deeper.limit("primary")).toBe(9);
+    const explicit = make({ max: 6, pipelineDepth: 3 }, { max: 4 }).limiter;
+    expect(explicit.limit("primary")).toBe(6);
+    // A pool of one connection has none to reserve: not pipelined, capped at the pool.
+    const single = make({}, { max: 1 });
+    expect(single.limiter.limit("primary")).toBe(1);
+    expect((single.sql.stats().adaptive as { lanes: Record<string, any> }).lanes.primary.pipeline).toBeUndefined();
   });
 
   test("stats() and health() of an idle lane", async () => {
     const { sql } = make({ prewarm: false }, { max: 5 });
     await sql`select 1`;
     const lane = (sql.stats().adaptive as { lanes: Record<string, any> }).lanes.primary;
-    expect(lane).toMatchObject({ algorithm: "gradient", limit: 5, min: 1, max: 5, inFlight: 0, pending: 0, saturated: false });
+    // Pool 5: 4 connections may be reserved, 10 queries each.
+    expect(lane).toMatchObject({ algorithm: "gradient", limit: 40, min: 1, max: 40, inFlight: 0, pending: 0, saturated: false });
+    expect(lane.pipeline).toMatchObject({ depth: 10, maxConnections: 4, inFlight: 0, failures: 0, lost: 0 });
     expect(sql.health().status).toBe("healthy");
     expect(JSON.stringify(sql.stats())).not.toContain("select");
   });

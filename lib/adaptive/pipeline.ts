@@ -1,0 +1,443 @@
+/**
+ * Pipelining onto reserved connections: a lane's plain queries are spread over a few
+ * connections taken out of the pool with `sql.reserve()`, several in flight on each.
+ *
+ * Why reserved connections and not postgres.js's own pipelining: the pool pipelines by taking
+ * busy connections with `Queue.shift()`, which leaves dead slots that every later state change
+ * scans (docs/adaptive.md), so a pool that pipelined stays slow. A reserved connection sits
+ * outside the pool's queues; writing queries to it never touches them.
+ *
+ * Why `execute()` on the connection and not the reserved `sql`'s own handler: that handler
+ * stops pipelining as soon as a write meets back-pressure (a batch over 1 KiB) and then sends
+ * one query per round trip until the connection is idle again, which under steady load it
+ * never is. Writing past back-pressure is what the pool does too; only a query that must be
+ * described first (or a cursor) has to be the last one on the wire until it completes.
+ *
+ * postgres.js 3.4 internals this relies on (src/connection.js, src/index.js):
+ * - a query's `onexecute` option is called with the connection object when it is sent;
+ * - `connection.execute(query)` writes a query behind those already sent, and sets
+ *   `query.describeFirst` when the statement must be described before it can be bound;
+ * - `connection.reserved` is the function `sql.reserve()` installed. postgres.js sets it to
+ *   null when the connection closes (and when it is released), so identity with the value seen
+ *   at reservation tells whether the reservation still owns a live connection.
+ *
+ * @module
+ */
+import type { ReservedSql } from "postgres";
+import { classify } from "../classify.ts";
+import type { RawQuery } from "../internals.ts";
+import { reportHookError } from "../telemetry/diag.ts";
+
+/** The postgres.js connection object, as far as this file uses it. */
+interface PgConnection {
+  execute(query: RawQuery): unknown;
+  reserved: unknown;
+}
+
+/**
+ * How long a query may wait behind the others on its connection before pipelining costs more
+ * than it saves (ms). A short statement takes tens of microseconds on the server, so at this
+ * wait the default depth holds; statements slower than this get a connection each.
+ */
+export const PIPELINE_WAIT_MS = 2;
+/** Weight of each new gap in the smoothed service time. */
+const SERVICE_SMOOTHING = 0.1;
+
+/** The send functions of reserved connections, to tell them from other `op.via` values. */
+const SENDS = new WeakSet<(query: RawQuery) => void>();
+
+/** True when `via` is a reserved connection's send (set by a pipeline, not by `file()`). */
+export function isPipelineSend(via: ((query: RawQuery) => void) | undefined): boolean {
+  return via !== undefined && SENDS.has(via);
+}
+
+/** A query sent to a connection that is gone: a connection error, so `retry()` may retry reads. */
+function connectionLost(lane: string): Error {
+  return Object.assign(new Error(`lane "${lane}": reserved connection closed before the query was sent`), {
+    code: "CONNECTION_CLOSED",
+  });
+}
+
+/**
+ * One reserved connection: its postgres.js reservation, the connection object and the queries
+ * in flight on it.
+ */
+export class ReservedConnection {
+  /** Queries handed to it and not settled yet. */
+  load = 0;
+  /** Backend process id (`pg_backend_pid()`). */
+  readonly pid: number;
+  /** Takes no new queries: surplus or lost; released once its queries settled. */
+  draining = false;
+  /** Failed with a connection error, or postgres.js closed it. */
+  lost = false;
+  /** When it last completed a query, or was handed one while idle (ms, `performance.now()`). */
+  progressAt = 0;
+  /** Hands a query to this connection; becomes the operation's `op.via`. */
+  readonly send: (query: RawQuery) => void;
+  readonly #lane: string;
+  readonly #sql: ReservedSql<any>;
+  readonly #connection: PgConnection;
+  readonly #token: unknown;
+  /** A query that must be the last one on the wire until it settles (describe first, cursor). */
+  #blocking: RawQuery | undefined;
+  /** Queries that arrived while `#blocking` was out; sent together when it settles. */
+  #deferred: RawQuery[] = [];
+  #released = false;
+
+  constructor(lane: string, sql: ReservedSql<any>, connection: PgConnection, pid: number) {
+    this.#lane = lane;
+    this.#sql = sql;
+    this.#connection = connection;
+    this.#token = connection.reserved;
+    this.pid = pid;
+    this.send = (query) => {
+      if (!this.alive) return query.reject(connectionLost(this.#lane));
+      if (this.#blocking !== undefined) {
+        this.#deferred.push(query);
+        return;
+      }
+      this.#write(query);
+    };
+    SENDS.add(this.send);
+  }
+
+  /** Still the live connection this reservation holds. */
+  get alive(): boolean {
+    return !this.lost && this.#connection.reserved === this.#token;
+  }
+
+  /** Can take another query now without waiting. */
+  get accepting(): boolean {
+    return !this.draining && this.#blocking === undefined && this.alive;
+  }
+
+  #write(query: RawQuery): void {
+    this.#connection.execute(query);
+    const sent = query as RawQuery & { describeFirst?: boolean };
+    if (sent.describeFirst === true || sent.cursorFn !== undefined) this.#blocking = query;
+  }
+
+  /**
+   * `query` (the one sent for an operation routed here) settled at `now`. Returns the time
+   * since the connection last made progress: how long a query waits behind the one before it.
+   */
+  settled(query: RawQuery | undefined, now: number): number {
+    const gap = now - this.progressAt;
+    this.progressAt = now;
+    this.load--;
+    this.#unblock(query);
+    return gap;
+  }
+
+  #unblock(query: RawQuery | undefined): void {
+    if (query === undefined || query !== this.#blocking) return;
+    this.#blocking = undefined;
+    while (this.#deferred.length > 0 && this.#blocking === undefined) {
+      const next = this.#deferred.shift()!;
+      if (this.alive) this.#write(next);
+      else next.reject(connectionLost(this.#lane));
+    }
+  }
+
+  /** Reject the queries still waiting to be sent (the connection is gone). */
+  failDeferred(): void {
+    for (const query of this.#deferred.splice(0)) query.reject(connectionLost(this.#lane));
+  }
+
+  /**
+   * Give the connection back to the pool, unless postgres.js already took it back (it closed):
+   * releasing a closed connection would put it among the pool's open ones.
+   */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    if (this.#connection.reserved !== this.#token) return;
+    try {
+      this.#sql.release();
+    } catch (error) {
+      reportHookError("adaptive.release", error);
+    }
+  }
+}
+
+/** Options of a {@link Pipeline}. */
+export interface PipelineOptions {
+  /** Lane name, for messages. */
+  lane: string;
+  /** Queries in flight per reserved connection before another is reserved. */
+  depth: number;
+  /** The lane's postgres.js `max`. */
+  poolMax: number;
+  /** Most connections reserved at once (the rest of the pool stays for transactions and the like). */
+  maxConnections: number;
+  /** Reserve one connection of the lane's pool. */
+  reserve: () => Promise<ReservedSql<any>>;
+}
+
+/** A lane's pipeline section of `stats()`. */
+export interface PipelineStats {
+  depth: number;
+  maxConnections: number;
+  /** Reserved connections taking queries now. */
+  connections: number;
+  /** Reservations under way. */
+  reserving: number;
+  /** Queries in flight on reserved connections. */
+  inFlight: number;
+  /** Backend pids of the reserved connections. */
+  pids: number[];
+  /** Queries per connection now: `depth`, less while statements are slow (see {@link Pipeline}). */
+  effectiveDepth: number;
+  /** Smoothed time between completions on a busy connection (ms). */
+  serviceMs: number;
+  /** Totals since start: reservations made, released, lost to connection errors, failed. */
+  reserved: number;
+  released: number;
+  lost: number;
+  failures: number;
+}
+
+/**
+ * The reserved connections of one lane and the routing of queries over them: each query goes
+ * to the least-loaded connection (the pool only while none is reserved yet); one more is
+ * reserved when every connection carries its depth of queries and the lane has that much
+ * demand; surplus connections are released at the monitor tick; a connection that fails with a
+ * connection error is dropped and replaced on demand.
+ *
+ * Pipelining pays when statements are short: one write and one read carry many of them. A
+ * slow statement makes every query behind it on the same connection wait. So the depth used is
+ * `depth` only while a query would wait at most {@link PIPELINE_WAIT_MS} behind the others:
+ * `clamp(floor(PIPELINE_WAIT_MS / serviceMs), 1, depth)`, where `serviceMs` is the smoothed
+ * time between completions on a busy connection. A connection that has made no progress for
+ * that long counts as full, so the first slow statements already spread out.
+ *
+ * @example
+ * ```ts
+ * const pipeline = new Pipeline({ lane: "primary", depth: 10, poolMax: 10, maxConnections: 8, reserve: () => sql.reserve() });
+ * const connection = pipeline.pick(inFlight, 0, performance.now()); // undefined: send through the pool
+ * if (connection) op.via = connection.send;
+ * ```
+ */
+export class Pipeline {
+  readonly depth: number;
+  readonly maxConnections: number;
+  /** Queries in flight on reserved connections. */
+  load = 0;
+  readonly #options: PipelineOptions;
+  #connections: ReservedConnection[] = [];
+  /** Reserved and not yet given back (includes draining and lost ones still busy). */
+  #held = 0;
+  #reserving = 0;
+  #serviceMs = 0;
+  #peak = 0;
+  #closed = false;
+  #failedRecently = false;
+  #reserved = 0;
+  #released = 0;
+  #lost = 0;
+  #failures = 0;
+
+  constructor(options: PipelineOptions) {
+    this.#options = options;
+    this.depth = options.depth;
+    this.maxConnections = options.maxConnections;
+  }
+
+  /** Queries per connection while statements are as slow as they have been lately. */
+  get effectiveDepth(): number {
+    if (this.#serviceMs <= 0) return this.depth;
+    return Math.max(1, Math.min(this.depth, Math.floor(PIPELINE_WAIT_MS / this.#serviceMs)));
+  }
+
+  /** Connections reserved (or being reserved) and not yet given back to the pool. */
+  get held(): number {
+    return this.#held + this.#reserving;
+  }
+
+  /**
+   * The connection for the next query: the least-loaded one that accepts queries, or
+   * undefined (send it through the pool). `demand` is the lane's operations in flight,
+   * `pooled` those running on pool connections: a new reservation must leave them room.
+   */
+  pick(demand: number, pooled: number, now: number): ReservedConnection | undefined {
+    let best: ReservedConnection | undefined;
+    // A live connection that waits for a statement description: its queries wait with it,
+    // which beats pipelining them onto the pool's busy connections.
+    let waiting: ReservedConnection | undefined;
+    let stale = false;
+    for (const connection of this.#connections) {
+      if (!connection.accepting) {
+        if (!connection.alive) stale = true;
+        else if (!connection.draining && (waiting === undefined || connection.load < waiting.load)) waiting = connection;
+        continue;
+      }
+      if (best === undefined || connection.load < best.load) best = connection;
+    }
+    if (stale) this.#dropClosed();
+    const depth = this.effectiveDepth;
+    if (best === undefined || best.load >= depth) this.#grow(Math.ceil(demand / depth), pooled);
+    else if (best.load > 0 && now - best.progressAt > PIPELINE_WAIT_MS) this.#grow(this.held + 1, pooled);
+    best ??= waiting;
+    if (best === undefined) return undefined;
+    if (best.load++ === 0) best.progressAt = now;
+    if (++this.load > this.#peak) this.#peak = this.load;
+    return best;
+  }
+
+  /** A query routed to `connection` settled, with `error` when it failed. */
+  settle(connection: ReservedConnection, query: RawQuery | undefined, error: unknown, now: number): void {
+    this.load--;
+    const busy = connection.load > 1;
+    const gap = connection.settled(query, now);
+    // Gaps while other queries were queued behind measure the server's time per statement.
+    if (busy || this.#serviceMs === 0) this.#serviceMs += (gap - this.#serviceMs) * SERVICE_SMOOTHING;
+    if (error !== undefined && !connection.lost && classify(error) === "connection") {
+      connection.lost = true;
+      this.#lost++;
+      this.#remove(connection);
+      connection.failDeferred();
+    }
+    if (connection.load === 0 && (connection.draining || connection.lost || this.#closed)) this.#giveBack(connection);
+  }
+
+  /** Pool work needs a connection: stop using the least-loaded reserved one, release it when idle. */
+  yieldOne(): void {
+    let best: ReservedConnection | undefined;
+    for (const connection of this.#connections) {
+      if (!connection.draining && (best === undefined || connection.load < best.load)) best = connection;
+    }
+    if (best !== undefined) this.#drain(best);
+  }
+
+  /**
+   * The monitor's tick: keep as many connections as the interval's peak load needs (at
+   * `depth` each), or `target` if that is more (the pre-warmer's forecast); release the rest.
+   * Reserve up to `target` ahead of demand when the pool has room.
+   */
+  tick(target: number, pooled: number): void {
+    this.#failedRecently = false;
+    this.#dropClosed();
+    const wanted = Math.min(this.maxConnections, Math.max(Math.ceil(this.#peak / this.effectiveDepth), target));
+    this.#peak = this.load;
+    let active = 0;
+    for (const connection of this.#connections) if (!connection.draining) active++;
+    while (active > wanted) {
+      let idlest: ReservedConnection | undefined;
+      for (const connection of this.#connections) {
+        if (!connection.draining && (idlest === undefined || connection.load < idlest.load)) idlest = connection;
+      }
+      this.#drain(idlest!);
+      active--;
+    }
+    for (let i = active + this.#reserving; i < target; i++) this.#grow(target, pooled);
+  }
+
+  /** Stop reserving; release every connection once its queries settled. */
+  close(): void {
+    this.#closed = true;
+    for (const connection of [...this.#connections]) this.#drain(connection);
+  }
+
+  stats(): PipelineStats {
+    let connections = 0;
+    for (const connection of this.#connections) if (!connection.draining) connections++;
+    return {
+      depth: this.depth,
+      maxConnections: this.maxConnections,
+      effectiveDepth: this.effectiveDepth,
+      serviceMs: this.#serviceMs,
+      connections,
+      reserving: this.#reserving,
+      inFlight: this.load,
+      pids: this.#connections.filter((connection) => connection.alive).map((connection) => connection.pid),
+      reserved: this.#reserved,
+      released: this.#released,
+      lost: this.#lost,
+      failures: this.#failures,
+    };
+  }
+
+  #drain(connection: ReservedConnection): void {
+    connection.draining = true;
+    if (connection.load === 0) this.#giveBack(connection);
+  }
+
+  #giveBack(connection: ReservedConnection): void {
+    this.#remove(connection);
+    connection.release();
+    this.#held--;
+    this.#released++;
+  }
+
+  #remove(connection: ReservedConnection): void {
+    const index = this.#connections.indexOf(connection);
+    if (index !== -1) this.#connections.splice(index, 1);
+  }
+
+  /** Connections postgres.js closed while idle (no query of ours saw the error). */
+  #dropClosed(): void {
+    for (const connection of [...this.#connections]) {
+      if (connection.alive) continue;
+      if (!connection.lost) this.#lost++;
+      connection.lost = true;
+      this.#remove(connection);
+      connection.failDeferred();
+      if (connection.load === 0) this.#giveBack(connection);
+    }
+  }
+
+  /** Reserve one more connection if fewer than `wanted` are held and the pool has room for it. */
+  #grow(wanted: number, pooled: number): void {
+    if (this.#closed || this.#failedRecently) return;
+    const held = this.#held + this.#reserving;
+    wanted = Math.min(this.maxConnections, wanted);
+    if (held >= wanted || held + pooled >= this.#options.poolMax) return;
+    this.#reserving++;
+    this.#open().then(
+      (connection) => {
+        this.#reserving--;
+        if (connection === undefined) return;
+        this.#held++;
+        this.#reserved++;
+        this.#connections.push(connection);
+        if (this.#closed) this.#drain(connection);
+      },
+      (error) => {
+        this.#reserving--;
+        this.#failures++;
+        this.#failedRecently = true;
+        reportHookError("adaptive.reserve", error);
+      },
+    );
+  }
+
+  /**
+   * Reserve a connection and learn its connection object from the first query's `onexecute`.
+   * Resolves undefined (nothing held) when the object could not be learned.
+   */
+  async #open(): Promise<ReservedConnection | undefined> {
+    const sql = await this.#options.reserve();
+    let connection: PgConnection | undefined;
+    const onexecute = (value: PgConnection) => {
+      connection = value;
+      return true;
+    };
+    let pid: number;
+    try {
+      const rows = await sql.unsafe("select pg_backend_pid() as pid", [], { onexecute } as never);
+      pid = Number(rows[0]?.pid);
+    } catch (error) {
+      // A closed connection is already back in the pool; releasing it would mark it open.
+      if (connection?.reserved) sql.release();
+      throw error;
+    }
+    if (connection === undefined || typeof connection.execute !== "function" || !connection.reserved) {
+      sql.release();
+      this.#failures++;
+      this.#failedRecently = true;
+      return undefined;
+    }
+    return new ReservedConnection(this.#options.lane, sql, connection, pid);
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * adaptive() pipelining onto reserved connections, against the real PostgreSQL: queries spread
+ * over the reserved connections (pg_backend_pid), results stay with their callers while new
+ * statements are described, a killed reserved connection fails only its own queries and the
+ * lane heals, transactions and session statements keep using the pool, close() returns.
+ */
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import postgres from "postgres";
+import { adaptive } from "../../lib/interceptors/adaptive.ts";
+import { pilot } from "../../lib/pilot.ts";
+import { classify } from "../../lib/classify.ts";
+import { testUrl } from "../support/db.ts";
+
+const url = testUrl();
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
+});
+
+/** A raw connection for watching and killing backends, outside every pool under test. */
+const observer = postgres(url, { max: 1, onnotice: () => {} });
+afterAll(() => observer.end({ timeout: 1 }));
+
+let appCounter = 0;
+
+function make(options: Parameters<typeof adaptive>[0], max: number) {
+  const application = `pipeline_${process.pid}_${++appCounter}_${Math.random().toString(36).slice(2, 6)}`;
+  const sql = pilot(
+    postgres(url, { max, onnotice: () => {}, connection: { application_name: application } }),
+    { interceptors: [adaptive({ prewarm: false, ...options })] },
+  );
+  cleanups.push(() => sql.close({ timeout: 1 }));
+  return { sql, application };
+}
+
+interface PipelineSection {
+  depth: number;
+  connections: number;
+  reserving: number;
+  inFlight: number;
+  pids: number[];
+  reserved: number;
+  released: number;
+  lost: number;
+}
+
+function pipelineOf(sql: { stats(): Record<string, unknown> }): PipelineSection {
+  return (sql.stats().adaptive as { lanes: { primary: { pipeline: PipelineSection } } }).lanes.primary.pipeline;
+}
+
+async function until(condition: () => boolean | Promise<boolean>, attempts = 200, everyMs = 25): Promise<boolean> {
+  for (let i = 0; i < attempts; i++) {
+    if (await condition()) return true;
+    await Bun.sleep(everyMs);
+  }
+  return false;
+}
+
+async function backends(application: string): Promise<number[]> {
+  const rows = await observer`select pid from pg_stat_activity where application_name = ${application}`;
+  return rows.map((row) => row.pid as number);
+}
+
+/** Keep `n` connections' worth of demand until the pipeline holds `n` reserved connections. */
+async function reserveConnections(sql: any, n: number): Promise<void> {
+  const reached = await until(async () => {
+    await Promise.all(Array.from({ length: n * pipelineOf(sql).depth }, () => sql`select pg_sleep(0.005)`));
+    return pipelineOf(sql).connections >= n;
+  });
+  expect(reached).toBe(true);
+}
+
+describe("pipelining onto reserved connections", () => {
+  test("queries spread over the reserved connections, several per connection", async () => {
+    const { sql, application } = make({ pipelineDepth: 4 }, 10);
+    await reserveConnections(sql, 2);
+    const reserved = pipelineOf(sql).pids;
+    expect(reserved.length).toBeGreaterThanOrEqual(2);
+    // As many as the reserved connections carry at their depth: no reason to reserve more.
+    const burst = reserved.length * 4;
+    const rows = await Promise.all(Array.from({ length: burst }, (_, i) => sql`select ${i}::int as i, pg_backend_pid() as pid`));
+    const pids = rows.map((r) => r[0].pid as number);
+    // Every query ran on a reserved connection, each of them carried queries, some several.
+    for (const pid of pids) expect(reserved).toContain(pid);
+    expect(new Set(pids).size).toBe(reserved.length);
+    expect(new Set(pids).size).toBeLessThan(burst);
+    expect(rows.map((r) => r[0].i)).toEqual(Array.from({ length: burst }, (_, i) => i));
+    // The reserved connections are connections of this pool (application_name), not extra ones.
+    const open = await backends(application);
+    for (const pid of reserved) expect(open).toContain(pid);
+    expect(pipelineOf(sql).inFlight).toBe(0);
+  }, 30_000);
+
+  test("new statements are described before anything is pipelined behind them: every caller gets its own row", async () => {
+    const { sql } = make({ pipelineDepth: 16 }, 6);
+    await reserveConnections(sql, 2);
+    // 300 concurrent callers, 5 statements never prepared on these connections, mixed types.
+    const calls = Array.from({ length: 300 }, (_, i) => {
+      switch (i % 5) {
+        case 0:
+          return sql`select ${i}::int as v, ${"a" + i}::text as t`.then((r) => [r[0].v, r[0].t]);
+        case 1:
+          return sql`select ${"b" + i}::text as t, ${i}::bigint as v`.then((r) => [Number(r[0].v), r[0].t]);
+        case 2:
+          return sql`select ${i}::int + 0 as v, 'c' || ${i}::text as t`.then((r) => [r[0].v, r[0].t]);
+        case 3:
+          return sql`select v, t from (values (${i}::int, ${"d" + i}::text)) as x(v, t)`.then((r) => [r[0].v, r[0].t]);
+        default:
+          return sql`select ${i}::int as v, ${"e" + i}::varchar as t`.then((r) => [r[0].v, r[0].t]);
+      }
+    });
+    const results = await Promise.all(calls);
+    expect(results).toEqual(Array.from({ length: 300 }, (_, i) => [i, "abcde"[i % 5] + i]));
+  }, 30_000);
+
+  test("a reserved connection killed mid-flight: its queries fail with connection errors, the others succeed, the lane heals", async () => {
+    const { sql } = make({ pipelineDepth: 4 }, 10);
+    await reserveConnections(sql, 2);
+    const victim = pipelineOf(sql).pids[0]!;
+    // Enough slow queries that every reserved connection carries some.
+    const calls = Array.from({ length: 16 }, () => sql`select pg_backend_pid() as pid, pg_sleep(0.5)`);
+    const settled = Promise.allSettled(calls);
+    await until(async () => {
+      const [row] = await observer`select state from pg_stat_activity where pid = ${victim}`;
+      return row?.state === "active";
+    });
+    await observer`select pg_terminate_backend(${victim})`;
+    const results = await settled;
+    const failed = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
+    const succeeded = results.filter((r) => r.status === "fulfilled") as PromiseFulfilledResult<any>[];
+    expect(failed.length).toBeGreaterThan(0);
+    for (const failure of failed) expect(classify(failure.reason)).toBe("connection");
+    for (const success of succeeded) expect(success.value[0].pid).not.toBe(victim);
+    expect(pipelineOf(sql).lost).toBeGreaterThanOrEqual(1);
+    expect(pipelineOf(sql).pids).not.toContain(victim);
+    // Later queries succeed, and the lane reserves connections again.
+    const after = await Promise.all(Array.from({ length: 20 }, (_, i) => sql`select ${i}::int as i, pg_backend_pid() as pid`));
+    expect(after.map((r) => r[0].i)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    for (const row of after) expect(row[0].pid).not.toBe(victim);
+    await reserveConnections(sql, 2);
+    expect(pipelineOf(sql).pids).not.toContain(victim);
+  }, 30_000);
+
+  test("a reserved connection killed while idle is dropped before it gets a query", async () => {
+    const { sql } = make({ pipelineDepth: 4 }, 10);
+    await reserveConnections(sql, 2);
+    const victim = pipelineOf(sql).pids[0]!;
+    await observer`select pg_terminate_backend(${victim})`;
+    // postgres.js sees the socket close; from then on the connection is not the reserved one.
+    expect(await until(() => !pipelineOf(sql).pids.includes(victim))).toBe(true);
+    const rows = await Promise.all(Array.from({ length: 30 }, (_, i) => sql`select ${i}::int as i, pg_backend_pid() as pid`));
+    expect(rows.map((r) => r[0].i)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    for (const row of rows) expect(row[0].pid).not.toBe(victim);
+    expect(pipelineOf(sql).lost).toBe(1);
+  }, 30_000);
+
+  test("transactions, sql.reserve() and cursors use pool connections while connections are reserved", async () => {
+    // Pool 4: at most 3 reserved, so the pool always keeps one connection for these.
+    const { sql } = make({ pipelineDepth: 2 }, 4);
+    await reserveConnections(sql, 3);
+    const reservedPids = pipelineOf(sql).pids;
+    const load = Array.from({ length: 30 }, () => sql`select pg_sleep(0.01)`);
+    const [a, b] = await Promise.all([
+      sql.begin(async (tx) => {
+        await tx`select 1`;
+        return (await tx`select pg_backend_pid() as pid`)[0]!.pid as number;
+      }),
+      sql.begin(async (tx) => (await tx`select pg_backend_pid() as pid, 2 as v`)[0]!.v as number),
+    ]);
+    expect(b).toBe(2);
+    expect(reservedPids).not.toContain(a);
+    const reservation = await sql.reserve();
+    expect([...await reservation`select 3 as v`]).toEqual([{ v: 3 }]);
+    reservation.release();
+    const batches: number[] = [];
+    await sql`select generate_series(1, 5) as n`.cursor(2, (rows) => void batches.push(rows.length));
+    expect(batches).toEqual([2, 2, 1]);
+    await Promise.all(load);
+  }, 30_000);
+
+  test("a bare BEGIN is not pipelined: postgres.js still refuses it outside sql.begin", async () => {
+    const { sql } = make({ pipelineDepth: 4 }, 10);
+    await reserveConnections(sql, 1);
+    const error = await sql`begin`.catch((e) => e);
+    expect(error.code).toBe("UNSAFE_TRANSACTION");
+    expect([...await sql`select 1 as v`]).toEqual([{ v: 1 }]);
+  }, 30_000);
+
+  test("close() returns with connections reserved and queries in flight, and gives them back", async () => {
+    const { sql, application } = make({ pipelineDepth: 4 }, 10);
+    await reserveConnections(sql, 2);
+    const running = Array.from({ length: 8 }, () => sql`select pg_sleep(0.05)`.catch((e) => e));
+    await sql.close({ timeout: 1 });
+    await Promise.all(running);
+    expect(await until(async () => (await backends(application)).length === 0)).toBe(true);
+  }, 30_000);
+
+  test("pipelineDepth: 0 reserves nothing", async () => {
+    const { sql } = make({ pipelineDepth: 0 }, 10);
+    await Promise.all(Array.from({ length: 30 }, () => sql`select 1`));
+    expect((sql.stats().adaptive as { lanes: { primary: { pipeline: unknown } } }).lanes.primary.pipeline).toBeUndefined();
+  });
+});
