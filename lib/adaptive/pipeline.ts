@@ -40,8 +40,12 @@ interface PgConnection {
  * wait the default depth holds; statements slower than this get a connection each.
  */
 export const PIPELINE_WAIT_MS = 2;
-/** Weight of each new gap in the smoothed service time. */
-const SERVICE_SMOOTHING = 0.1;
+/**
+ * A connection with queries that has completed none for this long is busy with a slow
+ * statement: the next query goes to another connection, or one more is reserved (ms). Longer
+ * than the wait above, so event-loop pauses of a loaded machine do not look like slow statements.
+ */
+export const STALL_MS = 20;
 
 /** The send functions of reserved connections, to tell them from other `op.via` values. */
 const SENDS = new WeakSet<(query: RawQuery) => void>();
@@ -189,7 +193,7 @@ export interface PipelineStats {
   pids: number[];
   /** Queries per connection now: `depth`, less while statements are slow (see {@link Pipeline}). */
   effectiveDepth: number;
-  /** Smoothed time between completions on a busy connection (ms). */
+  /** Shortest time between completions on one connection, last monitor interval (ms). */
   serviceMs: number;
   /** Totals since start: reservations made, released, lost to connection errors, failed. */
   reserved: number;
@@ -208,9 +212,14 @@ export interface PipelineStats {
  * Pipelining pays when statements are short: one write and one read carry many of them. A
  * slow statement makes every query behind it on the same connection wait. So the depth used is
  * `depth` only while a query would wait at most {@link PIPELINE_WAIT_MS} behind the others:
- * `clamp(floor(PIPELINE_WAIT_MS / serviceMs), 1, depth)`, where `serviceMs` is the smoothed
- * time between completions on a busy connection. A connection that has made no progress for
- * that long counts as full, so the first slow statements already spread out.
+ * `clamp(floor(PIPELINE_WAIT_MS / serviceMs), 1, depth)`, where `serviceMs` is the shortest
+ * time, in the last monitor interval, between a completion and the one before it on the same
+ * connection (or the query's send, when the connection was idle). A connection runs its
+ * statements one after the other, so that gap is at least the statement's execution time: it
+ * is near zero when statements are short, whatever the load, and it is not the per-connection
+ * throughput (which falls as connections are added, and would feed back).
+ * A connection that has completed nothing for {@link STALL_MS} while carrying queries counts
+ * as full, so the first slow statements already spread out.
  *
  * @example
  * ```ts
@@ -230,6 +239,7 @@ export class Pipeline {
   #held = 0;
   #reserving = 0;
   #serviceMs = 0;
+  #minGap = Infinity;
   #peak = 0;
   #closed = false;
   #failedRecently = false;
@@ -277,7 +287,7 @@ export class Pipeline {
     if (stale) this.#dropClosed();
     const depth = this.effectiveDepth;
     if (best === undefined || best.load >= depth) this.#grow(Math.ceil(demand / depth), pooled);
-    else if (best.load > 0 && now - best.progressAt > PIPELINE_WAIT_MS) this.#grow(this.held + 1, pooled);
+    else if (best.load > 0 && now - best.progressAt > STALL_MS) this.#grow(this.held + 1, pooled);
     best ??= waiting;
     if (best === undefined) return undefined;
     if (best.load++ === 0) best.progressAt = now;
@@ -288,10 +298,10 @@ export class Pipeline {
   /** A query routed to `connection` settled, with `error` when it failed. */
   settle(connection: ReservedConnection, query: RawQuery | undefined, error: unknown, now: number): void {
     this.load--;
-    const busy = connection.load > 1;
+    // Since the last completion (or since it was sent to an idle connection): at least this
+    // statement's execution time.
     const gap = connection.settled(query, now);
-    // Gaps while other queries were queued behind measure the server's time per statement.
-    if (busy || this.#serviceMs === 0) this.#serviceMs += (gap - this.#serviceMs) * SERVICE_SMOOTHING;
+    if (gap < this.#minGap) this.#minGap = gap;
     if (error !== undefined && !connection.lost && classify(error) === "connection") {
       connection.lost = true;
       this.#lost++;
@@ -317,6 +327,8 @@ export class Pipeline {
    */
   tick(target: number, pooled: number): void {
     this.#failedRecently = false;
+    if (this.#minGap !== Infinity) this.#serviceMs = this.#minGap;
+    this.#minGap = Infinity;
     this.#dropClosed();
     const wanted = Math.min(this.maxConnections, Math.max(Math.ceil(this.#peak / this.effectiveDepth), target));
     this.#peak = this.load;
