@@ -45,6 +45,13 @@ const variants: Variant[] = [
     },
   },
   {
+    name: "pgpilot adaptive({ pipelineDepth: 0 }) on max 50",
+    create(url) {
+      const sql = pilot(postgres(url, { max: 50 }), { interceptors: [adaptive({ pipelineDepth: 0 })] });
+      return { sql, end: () => sql.close({ timeout: 1 }) };
+    },
+  },
+  {
     name: "pgpilot adaptive({ maxQueue: 50 }) on max 50",
     create(url) {
       const sql = pilot(postgres(url, { max: 50 }), { interceptors: [adaptive({ maxQueue: 50 })] });

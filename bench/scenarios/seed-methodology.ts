@@ -2,7 +2,9 @@
  * The seed's methodology, for real: 10 / 25 / 50 concurrent users, each running 20 queries of
  * one kind (SELECT by key, INSERT, UPDATE by key, a 3-statement TRANSACTION), 5 iterations.
  * Fixed pool 5 (raw postgres.js `max: 5`) vs fixed 25 (raw `max: 25`) vs pgpilot
- * `adaptive({ min: 5 })` on a `max: 25` pool — the seed's 5–25 range, nothing else tuned.
+ * `adaptive({ min: 5 })` on a `max: 25` pool — the seed's 5–25 range, nothing else tuned, so
+ * it pipelines onto reserved connections (the default). A fourth column, `pipelineDepth: 0`,
+ * shows the same limiter without pipelining; the ratios are for the default.
  *
  * Each iteration makes fresh pools, opens all their connections, then runs every level and kind on them in the
  * same order, the three variants interleaved cell by cell — one pool per variant per iteration,
@@ -44,6 +46,13 @@ const variants: Variant[] = [
     name: "pgpilot adaptive 5–25",
     create(url) {
       const sql = pilot(postgres(url, { max: 25 }), { interceptors: [adaptive({ min: 5 })] });
+      return { sql, max: 25, end: () => sql.close({ timeout: 1 }) };
+    },
+  },
+  {
+    name: "adaptive 5–25, pipelineDepth 0",
+    create(url) {
+      const sql = pilot(postgres(url, { max: 25 }), { interceptors: [adaptive({ min: 5, pipelineDepth: 0 })] });
       return { sql, max: 25, end: () => sql.close({ timeout: 1 }) };
     },
   },
@@ -125,12 +134,13 @@ export const scenario: Scenario = {
           medians[0]! >= medians[1]! ? "fixed 5" : "fixed 25",
           `${fmt(median(ratios), 2)} (${fmt(low, 2)}–${fmt(high, 2)})`,
           fmt(medians[2]! / bestFixed, 2),
+          fmt(medians[3]! / bestFixed, 2),
         ]);
       }
     }
     const table: Table = {
       title: `Seed methodology (${context.runtime}): ${QUERIES_PER_USER} queries per user, ${iterations} iterations, throughput per second`,
-      columns: ["users", "kind", ...variants.map((v) => v.name), "best fixed", "adaptive / best (per iteration)", "adaptive / best (medians)"],
+      columns: ["users", "kind", ...variants.map((v) => v.name), "best fixed", "adaptive / best (per iteration)", "adaptive / best (medians)", "depth 0 / best (medians)"],
       rows,
       note: "Statements per second (transactions per second for TRANSACTION: 3 statements each), median of the iterations. " +
         "Each cell is one closed-loop burst of users × 20 calls, so it includes the ramp-up and the tail. " +

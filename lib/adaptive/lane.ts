@@ -245,8 +245,19 @@ export class AdaptiveLane implements LaneGauges {
     this.#minRtt = Infinity;
     this.#maxInFlight = this.limiter.inFlight;
     if (!Number.isFinite(proposed)) return;
-    this.#estimate = clamp(proposed, min, max);
+    this.#estimate = clamp(proposed, min, Math.max(min, Math.min(max, this.#ceiling())));
     this.#apply(Math.floor(this.#estimate));
+  }
+
+  /**
+   * The highest limit statements allow now. Pipelined, a connection carries fewer queries
+   * while statements are slow (the pipeline's effective depth), so the limit's ceiling follows:
+   * reservable connections × effective depth, never under the pool size.
+   */
+  #ceiling(): number {
+    const { pipeline, poolMax, max } = this.#settings;
+    if (pipeline === undefined) return max;
+    return Math.min(max, Math.max(poolMax, pipeline.maxConnections * pipeline.effectiveDepth));
   }
 
   #apply(limit: number): void {
@@ -301,6 +312,11 @@ export class AdaptiveLane implements LaneGauges {
       // Pipelined, the forecast's concurrency needs `depth` times fewer connections: reserve them.
       const target = this.#settings.prewarm ? Math.ceil(this.#plan.target / pipeline.depth) : 0;
       pipeline.tick(target, this.#pooled);
+      const ceiling = Math.max(this.#settings.min, this.#ceiling());
+      if (this.#estimate > ceiling) {
+        this.#estimate = ceiling;
+        this.#apply(ceiling);
+      }
     } else if (this.#settings.prewarm && this.#plan.probes > 0) this.prewarm(this.#plan.probes);
   }
 
