@@ -310,7 +310,7 @@ export class AdaptiveLane implements LaneGauges {
     });
     if (pipeline !== undefined) {
       // Pipelined, the forecast's concurrency needs `depth` times fewer connections: reserve them.
-      const target = this.#settings.prewarm ? Math.ceil(this.#plan.target / pipeline.depth) : 0;
+      const target = this.#settings.prewarm ? Math.ceil(this.#plan.target / pipeline.effectiveDepth) : 0;
       pipeline.tick(target, this.#pooled);
       const ceiling = Math.max(this.#settings.min, this.#ceiling());
       if (this.#estimate > ceiling) {

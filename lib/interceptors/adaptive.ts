@@ -5,7 +5,9 @@
  *
  * postgres.js fixes `max` at creation and, past it, pipelines queries onto busy connections —
  * which, in 3.4.9, leaves the pool slower for good after a burst. So "adaptive pool size" here is
- * the number of permits in front of the pool: in flight never exceeds it.
+ * the number of permits in front of the pool: in flight never exceeds it. Plain statements are
+ * pipelined onto connections the lane reserved (lib/adaptive/pipeline.ts), which keeps the gain
+ * of pipelining without the slowdown.
  *
  * @module
  */
@@ -66,11 +68,17 @@ export interface AdaptiveOptions {
   algorithm?: "gradient" | "vegas" | "aimd" | "fixed";
   /** Lowest limit (seed `min_pool_size`). Default 1. */
   min?: number;
-  /** Highest limit, capped at each lane's postgres.js `max` (seed `max_pool_size`). Default: the lane's `max`. */
+  /**
+   * Highest limit (operations in flight; seed `max_pool_size`). Default and cap: the lane's
+   * postgres.js `max`, or when pipelining, the reservable connections × `pipelineDepth`.
+   */
   max?: number;
   /** Limit at the start. Default: `max`. */
   initial?: number;
-  /** Permits above the pool size: queries pipelined onto busy connections. Default 0. */
+  /**
+   * Queries in flight per reserved connection: plain statements are pipelined onto up to
+   * 4/5 of the pool's connections, reserved on demand. 0 turns pipelining off. Default 10.
+   */
   pipelineDepth?: number;
   /** Longest wait for a permit, ms (seed `pool_timeout`); `Infinity` waits forever. Default 30 000. */
   queueTimeoutMs?: number;
@@ -134,7 +142,10 @@ export interface AdaptiveInterceptor extends Interceptor {
  * Adaptive concurrency in front of each lane's pool.
  *
  * - In flight never exceeds the lane's limit, which stays in [`min`, `max`]; `max` defaults to
- *   the lane's postgres.js `max` (plus `pipelineDepth`, 0 by default).
+ *   the lane's postgres.js `max`, or pipelined (the default), to the reservable connections ×
+ *   `pipelineDepth`.
+ * - Plain statements are pipelined onto a few reserved connections, at most `pipelineDepth`
+ *   each; transactions, reservations and cursors use the pool.
  * - Callers beyond the limit wait in a FIFO queue: `PoolTimeoutError` after `queueTimeoutMs`,
  *   `PoolSaturatedError` at once when `maxQueue` are already waiting; an aborted operation
  *   (deadline, caller's signal, `query.cancel()`) leaves the queue with its abort reason.
