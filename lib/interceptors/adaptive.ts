@@ -32,7 +32,7 @@ import type { AbortSource } from "../adaptive/limiter.ts";
 import { vegas } from "../adaptive/vegas.ts";
 
 /** Queries in flight per reserved connection (docs/adaptive.md: why this number). */
-const DEFAULT_PIPELINE_DEPTH = 10;
+const DEFAULT_PIPELINE_DEPTH = 16;
 
 const fraction = v.pipe(v.number(), v.finite(), v.gtValue(0), v.maxValue(1));
 const positiveOrInfinite = v.pipe(v.number(), v.gtValue(0));
@@ -77,7 +77,7 @@ export interface AdaptiveOptions {
   initial?: number;
   /**
    * Queries in flight per reserved connection: plain statements are pipelined onto up to
-   * 4/5 of the pool's connections, reserved on demand. 0 turns pipelining off. Default 10.
+   * 4/5 of the pool's connections, reserved on demand. 0 turns pipelining off. Default 16.
    */
   pipelineDepth?: number;
   /** Longest wait for a permit, ms (seed `pool_timeout`); `Infinity` waits forever. Default 30 000. */

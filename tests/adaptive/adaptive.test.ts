@@ -386,9 +386,9 @@ describe("options and reports", () => {
     const { sql } = make({ prewarm: false }, { max: 5 });
     await sql`select 1`;
     const lane = (sql.stats().adaptive as { lanes: Record<string, any> }).lanes.primary;
-    // Pool 5: 4 connections may be reserved, 10 queries each.
-    expect(lane).toMatchObject({ algorithm: "gradient", limit: 40, min: 1, max: 40, inFlight: 0, pending: 0, saturated: false });
-    expect(lane.pipeline).toMatchObject({ depth: 10, maxConnections: 4, inFlight: 0, failures: 0, lost: 0 });
+    // Pool 5: 4 connections may be reserved, 16 queries each.
+    expect(lane).toMatchObject({ algorithm: "gradient", limit: 64, min: 1, max: 64, inFlight: 0, pending: 0, saturated: false });
+    expect(lane.pipeline).toMatchObject({ depth: 16, maxConnections: 4, inFlight: 0, failures: 0, lost: 0 });
     expect(sql.health().status).toBe("healthy");
     expect(JSON.stringify(sql.stats())).not.toContain("select");
   });
