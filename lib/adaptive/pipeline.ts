@@ -417,6 +417,8 @@ export class Pipeline {
       },
       (error) => {
         this.#reserving--;
+        // A reservation cut short by close() is expected, not worth a report.
+        if (this.#closed) return;
         this.#failures++;
         this.#failedRecently = true;
         reportHookError("adaptive.reserve", error);

@@ -7,6 +7,7 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { adaptive } from "../../lib/interceptors/adaptive.ts";
+import { retry } from "../../lib/interceptors/retry.ts";
 import { pilot } from "../../lib/pilot.ts";
 import { classify } from "../../lib/classify.ts";
 import { testUrl } from "../support/db.ts";
@@ -139,6 +140,30 @@ describe("pipelining onto reserved connections", () => {
     for (const row of after) expect(row[0].pid).not.toBe(victim);
     await reserveConnections(sql, 2);
     expect(pipelineOf(sql).pids).not.toContain(victim);
+  }, 30_000);
+
+  test("with retry() outside, reads on a killed reserved connection are retried on another and succeed", async () => {
+    const application = `pipeline_retry_${process.pid}_${++appCounter}`;
+    const sql = pilot(
+      postgres(url, { max: 10, onnotice: () => {}, connection: { application_name: application } }),
+      { interceptors: [retry({ maxAttempts: 3 }), adaptive({ prewarm: false, pipelineDepth: 4 })] },
+    );
+    cleanups.push(() => sql.close({ timeout: 1 }));
+    await reserveConnections(sql, 2);
+    const victim = pipelineOf(sql).pids[0]!;
+    const calls = Array.from({ length: 16 }, (_, i) => sql`select ${i}::int as i, pg_backend_pid() as pid, pg_sleep(0.3)`);
+    const settled = Promise.allSettled(calls);
+    await until(async () => {
+      const [row] = await observer`select state from pg_stat_activity where pid = ${victim}`;
+      return row?.state === "active";
+    });
+    await observer`select pg_terminate_backend(${victim})`;
+    const results = await settled;
+    expect(results.map((r) => r.status)).toEqual(calls.map(() => "fulfilled"));
+    const rows = results.map((r) => (r as PromiseFulfilledResult<any>).value[0]);
+    expect(rows.map((row) => row.i)).toEqual(calls.map((_, i) => i));
+    for (const row of rows) expect(row.pid).not.toBe(victim);
+    expect(pipelineOf(sql).lost).toBeGreaterThanOrEqual(1);
   }, 30_000);
 
   test("a reserved connection killed while idle is dropped before it gets a query", async () => {
