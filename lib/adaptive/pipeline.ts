@@ -215,9 +215,11 @@ export interface PipelineStats {
  * `clamp(floor(PIPELINE_WAIT_MS / serviceMs), 1, depth)`, where `serviceMs` is the shortest
  * time, in the last monitor interval, between a completion and the one before it on the same
  * connection (or the query's send, when the connection was idle). A connection runs its
- * statements one after the other, so that gap is at least the statement's execution time: it
- * is near zero when statements are short, whatever the load, and it is not the per-connection
- * throughput (which falls as connections are added, and would feed back).
+ * statements one after the other, so when the client reads promptly that gap is at least the
+ * statement's execution time. It is near zero when statements are short, and it is not the
+ * per-connection throughput (which falls as connections are added, and would feed back). A busy
+ * event loop that reads several completions at once also makes it near zero: that errs toward
+ * full depth for statements of a few milliseconds, which the stall check below then bounds.
  * A connection that has completed nothing for {@link STALL_MS} while carrying queries counts
  * as full, so the first slow statements already spread out.
  *
@@ -321,8 +323,8 @@ export class Pipeline {
   }
 
   /**
-   * The monitor's tick: keep as many connections as the interval's peak load needs (at
-   * `depth` each), or `target` if that is more (the pre-warmer's forecast); release the rest.
+   * The monitor's tick: keep as many connections as the interval's peak load needs (at the
+   * effective depth each), or `target` if that is more (the pre-warmer's forecast); release the rest.
    * Reserve up to `target` ahead of demand when the pool has room.
    */
   tick(target: number, pooled: number): void {
@@ -402,9 +404,13 @@ export class Pipeline {
   /** Reserve one more connection if fewer than `wanted` are held and the pool has room for it. */
   #grow(wanted: number, pooled: number): void {
     if (this.#closed || this.#failedRecently) return;
+    // Lost and draining connections are on their way out: they do not count toward `wanted`,
+    // but they still hold pool connections until their queries settled.
+    let taking = this.#reserving;
+    for (const connection of this.#connections) if (!connection.draining) taking++;
     const held = this.#held + this.#reserving;
     wanted = Math.min(this.maxConnections, wanted);
-    if (held >= wanted || held + pooled >= this.#options.poolMax) return;
+    if (taking >= wanted || held >= this.maxConnections || held + pooled >= this.#options.poolMax) return;
     this.#reserving++;
     this.#open().then(
       (connection) => {
