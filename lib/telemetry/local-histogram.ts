@@ -17,10 +17,10 @@ import type { Attributes } from "@opentelemetry/api";
 export class BucketCounts {
   /** counts[i]: values ≤ boundaries[i] and > boundaries[i-1]; the last slot is the overflow bucket. */
   readonly counts: number[];
-  count = 0;
-  sum = 0;
-  min = Infinity;
-  max = -Infinity;
+  count: number = 0;
+  sum: number = 0;
+  min: number = Infinity;
+  max: number = -Infinity;
   /** Wall-clock ms of the first observation (the series' start time). */
   readonly startMs: number;
 
@@ -67,9 +67,9 @@ export interface LocalHistogramDescriptor {
  */
 export class LocalHistogram {
   readonly descriptor: LocalHistogramDescriptor;
-  readonly series = new Map<Attributes, BucketCounts>();
+  readonly series: Map<Attributes, BucketCounts> = new Map();
   readonly maxSeries: number;
-  dropped = 0;
+  dropped: number = 0;
 
   constructor(descriptor: LocalHistogramDescriptor, maxSeries = 10_000) {
     this.descriptor = descriptor;
