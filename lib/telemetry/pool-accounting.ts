@@ -52,7 +52,10 @@ export interface LaneUsage {
  * ```
  */
 export class PoolAccounting {
-  readonly #open = new Set<Operation>();
+  // Root operations in flight: an array indexed by `op.inFlightSlot` (O(1) add and swap-remove,
+  // no hashing). An operation another accounting already holds goes to the fallback set.
+  readonly #open: Operation[] = [];
+  readonly #elsewhere = new Set<Operation>();
   readonly #lanes: ReadonlyMap<string, LaneInfo>;
   #queue: QueueGauge | undefined;
 
@@ -73,12 +76,27 @@ export class PoolAccounting {
 
   /** A root operation entered the chain. */
   begin(op: Operation): void {
-    this.#open.add(op);
+    if (op.inFlightSlot !== -1) {
+      this.#elsewhere.add(op);
+      return;
+    }
+    op.inFlightSlot = this.#open.length;
+    this.#open.push(op);
   }
 
   /** A root operation settled. */
   end(op: Operation): void {
-    this.#open.delete(op);
+    const slot = op.inFlightSlot;
+    if (slot === -1 || this.#open[slot] !== op) {
+      this.#elsewhere.delete(op);
+      return;
+    }
+    const last = this.#open.pop()!;
+    if (last !== op) {
+      this.#open[slot] = last;
+      last.inFlightSlot = slot;
+    }
+    op.inFlightSlot = -1;
   }
 
   /** Operations waiting in pgpilot's queue for `lane` (0 without one; never throws). */
@@ -97,6 +115,7 @@ export class PoolAccounting {
   usage(): Record<string, LaneUsage> {
     const inFlight = new Map<string, number>();
     for (const op of this.#open) inFlight.set(op.lane, (inFlight.get(op.lane) ?? 0) + 1);
+    for (const op of this.#elsewhere) inFlight.set(op.lane, (inFlight.get(op.lane) ?? 0) + 1);
     const usage: Record<string, LaneUsage> = {};
     for (const lane of this.#lanes.values()) {
       const flying = inFlight.get(lane.name) ?? 0;

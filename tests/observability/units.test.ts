@@ -3,6 +3,9 @@
  * (with explicit timestamps) and the label-set bound.
  */
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { Operation } from "../../lib/operation.ts";
+import { PoolAccounting } from "../../lib/telemetry/pool-accounting.ts";
 import type { LaneInfo } from "../../lib/interceptor.ts";
 import type { OperationAnalysis } from "../../lib/operation.ts";
 import { LogHistogram } from "../../lib/telemetry/log-histogram.ts";
@@ -121,5 +124,46 @@ describe("MetricAttributes", () => {
     expect(folded["db.operation.name"]).toBe(OTHER);
     expect(folded["error.type"]).toBe(OTHER);
     expect(sets.folded).toBeGreaterThan(0);
+  });
+});
+
+describe("PoolAccounting", () => {
+  const lanes = new Map<string, LaneInfo>(
+    ["primary", "replica"].map((name) => [name, { name, max: 50, host: "h", port: 1, database: "d", probe: async () => {} }]),
+  );
+  const operation = (lane: string) => new Operation("query", analysis("q"), lane, undefined, undefined, undefined);
+
+  test("in flight per lane matches a model for any begin/end order, with two accountings sharing operations (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 5 }), fc.boolean(), fc.boolean(), fc.boolean()), { minLength: 20, maxLength: 300 }),
+        (steps) => {
+          const first = new PoolAccounting(lanes);
+          const second = new PoolAccounting(lanes);
+          const ops = Array.from({ length: 6 }, (_, i) => operation(i % 3 === 0 ? "replica" : "primary"));
+          const open = [new Set<Operation>(), new Set<Operation>()];
+          for (const [index, start, useSecond, reroute] of steps) {
+            const op = ops[index]!;
+            const [accounting, model] = useSecond ? [second, open[1]!] : [first, open[0]!];
+            if (start && !model.has(op)) {
+              accounting.begin(op);
+              model.add(op);
+            } else if (!start && model.has(op)) {
+              accounting.end(op);
+              model.delete(op);
+            }
+            // Routing after entry (affinity) moves the operation to another lane.
+            if (reroute) op.lane = op.lane === "primary" ? "replica" : "primary";
+          }
+          for (const [accounting, model] of [[first, open[0]!], [second, open[1]!]] as const) {
+            const usage = accounting.usage();
+            for (const lane of lanes.keys()) {
+              expect(usage[lane]!.inFlight).toBe([...model].filter((op) => op.lane === lane).length);
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
