@@ -13,7 +13,17 @@
  */
 import type { Attributes } from "@opentelemetry/api";
 
-/** Explicit-bucket counts of one series, cumulative since `startMs`. */
+/**
+ * Explicit-bucket counts of one series, cumulative since `startMs`. A value equal to a boundary
+ * falls in that boundary's bucket (`le`), as in the SDK and Prometheus.
+ *
+ * @example
+ * ```ts
+ * const counts = new BucketCounts([0.001, 0.01], Date.now());
+ * counts.record(0.001);
+ * counts.counts; // [1, 0, 0]
+ * ```
+ */
 export class BucketCounts {
   /** counts[i]: values ≤ boundaries[i] and > boundaries[i-1]; the last slot is the overflow bucket. */
   readonly counts: number[];
