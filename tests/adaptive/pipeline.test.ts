@@ -57,6 +57,15 @@ async function until(condition: () => boolean | Promise<boolean>, attempts = 200
   return false;
 }
 
+/** Kill a backend once it is running a statement (a fact read from the server, not a sleep). */
+async function terminateWhileActive(pid: number): Promise<void> {
+  await until(async () => {
+    const [row] = await observer`select state from pg_stat_activity where pid = ${pid}`;
+    return row?.state === "active";
+  });
+  await observer`select pg_terminate_backend(${pid})`;
+}
+
 async function backends(application: string): Promise<number[]> {
   const rows = await observer`select pid from pg_stat_activity where application_name = ${application}`;
   return rows.map((row) => row.pid as number);
@@ -121,11 +130,7 @@ describe("pipelining onto reserved connections", () => {
     // Enough slow queries that every reserved connection carries some.
     const calls = Array.from({ length: 16 }, () => sql`select pg_backend_pid() as pid, pg_sleep(0.5)`);
     const settled = Promise.allSettled(calls);
-    await until(async () => {
-      const [row] = await observer`select state from pg_stat_activity where pid = ${victim}`;
-      return row?.state === "active";
-    });
-    await observer`select pg_terminate_backend(${victim})`;
+    await terminateWhileActive(victim);
     const results = await settled;
     const failed = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
     const succeeded = results.filter((r) => r.status === "fulfilled") as PromiseFulfilledResult<any>[];
@@ -153,11 +158,7 @@ describe("pipelining onto reserved connections", () => {
     const victim = pipelineOf(sql).pids[0]!;
     const calls = Array.from({ length: 16 }, (_, i) => sql`select ${i}::int as i, pg_backend_pid() as pid, pg_sleep(0.3)`);
     const settled = Promise.allSettled(calls);
-    await until(async () => {
-      const [row] = await observer`select state from pg_stat_activity where pid = ${victim}`;
-      return row?.state === "active";
-    });
-    await observer`select pg_terminate_backend(${victim})`;
+    await terminateWhileActive(victim);
     const results = await settled;
     expect(results.map((r) => r.status)).toEqual(calls.map(() => "fulfilled"));
     const rows = results.map((r) => (r as PromiseFulfilledResult<any>).value[0]);
