@@ -101,6 +101,13 @@ function callable(raw: (...args: any[]) => unknown, adopt: (query: Tagged) => Ta
   };
 }
 
+/** Wait for `promise`, at most `ms`. */
+async function raceTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 /** `file()` reads the file inside its own handler, then hands the query on: keep that step. */
 function fileQuery(raw: Sql<any>, args: Parameters<Sql<any>["file"]>): Tagged {
   const query = (raw.file as (...a: unknown[]) => unknown)(...args) as Tagged;
@@ -198,10 +205,19 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
     });
   }
 
-  /** `op.abort()` after the query was sent: ask the server to cancel it. */
+  /**
+   * `op.abort()` after the query was sent: ask the server to cancel it — unless it was written
+   * to a connection behind another query and is not running yet. postgres.js 3.4.9 marks such a
+   * query and, when its turn comes, drops it from the connection's list together with the
+   * reply it is owed: the caller never settles and the next query gets its rows. So it runs to
+   * completion instead; `deadline()` has already answered its caller.
+   */
   function cancelSent(op: Operation): void {
     const lane = lanes.get(op.lane);
-    if (lane !== undefined && op.current !== undefined) void lane.canceller(op.current).catch(noop);
+    const query = op.current as (RawQuery & { state?: unknown; active?: boolean }) | undefined;
+    if (lane === undefined || query === undefined) return;
+    if (query.state !== undefined && query.state !== null && query.active !== true) return;
+    void lane.canceller(query).catch(noop);
   }
 
   /** A fresh copy of a query for a retry: a settled postgres.js query cannot be sent again. */
@@ -414,7 +430,11 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
   function closeAll(options?: { timeout?: number }): Promise<void> {
     closed = true;
     return (closing ??= (async () => {
-      await Promise.allSettled(interceptors.map((interceptor) => interceptor.close?.()));
+      // An interceptor may wait for work in flight (adaptive() for its reserved connections):
+      // with a timeout, no longer than it.
+      const closed = Promise.allSettled(interceptors.map((interceptor) => interceptor.close?.()));
+      if (options?.timeout === undefined || options.timeout === null) await closed;
+      else await raceTimeout(closed, options.timeout * 1000);
       const ended = Promise.allSettled([...lanes.values()].map((lane) => lane.sql.end(options)));
       const timeout = options?.timeout;
       if (timeout === undefined || timeout === null) {
@@ -422,9 +442,7 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
         return;
       }
       // postgres.js's end() can hang after a connection reset; never let close() hang with it.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([ended, new Promise((resolve) => (timer = setTimeout(resolve, timeout * 1000 + 1000)))]);
-      clearTimeout(timer);
+      await raceTimeout(ended, timeout * 1000 + 1000);
     })());
   }
 }

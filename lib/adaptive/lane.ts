@@ -345,8 +345,8 @@ export class AdaptiveLane implements LaneGauges {
   }
 
   /** Release the reserved connections (each once its queries settled); reserve no more. */
-  closePipeline(): void {
-    this.#settings.pipeline?.close();
+  closePipeline(): Promise<void> {
+    return this.#settings.pipeline?.close() ?? Promise.resolve();
   }
 
   /** A full queue, or as many waiting as the limit admits: new work should go elsewhere. */

@@ -244,6 +244,7 @@ export class Pipeline {
   #minGap = Infinity;
   #peak = 0;
   #closed = false;
+  #whenDrained: (() => void) | undefined;
   #failedRecently = false;
   #reserved = 0;
   #released = 0;
@@ -347,10 +348,22 @@ export class Pipeline {
     for (let i = active + this.#reserving; i < target; i++) this.#grow(target, pooled);
   }
 
-  /** Stop reserving; release every connection once its queries settled. */
-  close(): void {
+  /**
+   * Stop reserving; release every connection once its queries settled. Resolves when none is
+   * held or being reserved any more: postgres.js's `end()` cannot end a connection that is
+   * still reserved, so the pool must only be ended after this.
+   */
+  close(): Promise<void> {
     this.#closed = true;
     for (const connection of [...this.#connections]) this.#drain(connection);
+    return new Promise((resolve) => {
+      this.#whenDrained = resolve;
+      this.#checkDrained();
+    });
+  }
+
+  #checkDrained(): void {
+    if (this.#closed && this.#held === 0 && this.#reserving === 0) this.#whenDrained?.();
   }
 
   stats(): PipelineStats {
@@ -382,6 +395,7 @@ export class Pipeline {
     connection.release();
     this.#held--;
     this.#released++;
+    this.#checkDrained();
   }
 
   #remove(connection: ReservedConnection): void {
@@ -415,7 +429,7 @@ export class Pipeline {
     this.#open().then(
       (connection) => {
         this.#reserving--;
-        if (connection === undefined) return;
+        if (connection === undefined) return this.#checkDrained();
         this.#held++;
         this.#reserved++;
         this.#connections.push(connection);
@@ -424,7 +438,7 @@ export class Pipeline {
       (error) => {
         this.#reserving--;
         // A reservation cut short by close() is expected, not worth a report.
-        if (this.#closed) return;
+        if (this.#closed) return this.#checkDrained();
         this.#failures++;
         this.#failedRecently = true;
         reportHookError("adaptive.reserve", error);

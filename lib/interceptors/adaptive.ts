@@ -296,10 +296,14 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
 
     async close(): Promise<void> {
       stopMonitor?.();
+      const released: Promise<void>[] = [];
       for (const lane of lanes.values()) {
         lane.limiter.drain(closedError());
-        lane.closePipeline();
+        released.push(lane.closePipeline());
       }
+      // Reserved connections go back to the pool as their queries settle; only then can
+      // postgres.js's end() close them (pilot bounds this wait by close()'s timeout).
+      await Promise.all(released);
     },
   };
   return interceptor;

@@ -221,6 +221,36 @@ describe("pipelining onto reserved connections", () => {
     expect(await until(async () => (await backends(application)).length === 0)).toBe(true);
   }, 30_000);
 
+  test("cancelling a query written behind another: every caller settles with its own rows", async () => {
+    // max 2: one reservable connection, so the three queries share it.
+    const { sql } = make({}, 2);
+    await reserveConnections(sql, 1);
+    const [pid] = pipelineOf(sql).pids;
+    const first = sql`select 'first' as who, pg_sleep(0.3)`.execute();
+    await until(async () => (await observer`select state from pg_stat_activity where pid = ${pid!}`)[0]?.state === "active");
+    const second = sql`select 'second' as who`.execute();
+    const third = sql`select 'third' as who`.execute();
+    await until(() => pipelineOf(sql).inFlight === 3);
+    second.cancel();
+    const [a, b, c] = await Promise.allSettled([first, second, third]);
+    expect(a.status === "fulfilled" && a.value[0]!.who).toBe("first");
+    // Not yet running when cancelled: it runs to completion (a deadline would have answered its
+    // caller already); what matters is that it settles with its own row, not the next one's.
+    expect(b.status === "fulfilled" ? b.value[0]!.who : (b.reason as { code?: string }).code).toBe("second");
+    expect(c.status === "fulfilled" && c.value[0]!.who).toBe("third");
+    expect(await until(() => pipelineOf(sql).inFlight === 0)).toBe(true);
+  }, 30_000);
+
+  test("end() without a timeout waits for pipelined queries, then ends every connection", async () => {
+    const { sql, application } = make({}, 4);
+    await reserveConnections(sql, 1);
+    const running = sql`select 'done' as state, pg_sleep(0.2)`.execute();
+    await until(() => pipelineOf(sql).inFlight === 1);
+    await sql.end();
+    expect((await running)[0]!.state).toBe("done");
+    expect(await until(async () => (await backends(application)).length === 0)).toBe(true);
+  }, 30_000);
+
   test("pipelineDepth: 0 reserves nothing", async () => {
     const { sql } = make({ pipelineDepth: 0 }, 10);
     await Promise.all(Array.from({ length: 30 }, () => sql`select 1`));
