@@ -376,10 +376,10 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
       query.canceller = cancel;
       return query;
     };
-    const own: Record<string | symbol, unknown> = {
-      unsafe: (...args: Parameters<Sql<any>["unsafe"]>) => adopt(raw.unsafe(...args) as Tagged),
-      file: (...args: Parameters<Sql<any>["file"]>) => adopt(fileQuery(raw, args)),
-    };
+    // No prototype: `toString`, `constructor`, … must come from postgres.js's sql, not Object.
+    const own: Record<string | symbol, unknown> = Object.create(null);
+    own.unsafe = (...args: Parameters<Sql<any>["unsafe"]>) => adopt(raw.unsafe(...args) as Tagged);
+    own.file = (...args: Parameters<Sql<any>["file"]>) => adopt(fileQuery(raw, args));
     const savepoint = (raw as { savepoint?: (name: unknown, fn?: unknown) => Promise<unknown> }).savepoint;
     if (savepoint !== undefined) {
       own.savepoint = (nameOrFn: unknown, maybeFn?: unknown) => {

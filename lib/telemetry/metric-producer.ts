@@ -38,7 +38,11 @@ const linkedProducers = new WeakMap<object, PgpilotMetricProducer>();
  * reader (`metricProducers: [producer]`) and to the monitor (`monitor({ metricProducer: producer })`).
  */
 export interface PgpilotMetricProducer extends MetricProducer {
-  /** Export these histograms until the returned function is called (monitor() does this). */
+  /**
+   * Export these histograms. The returned function retires them: their counts are folded into
+   * what the producer keeps (merged with equal series, so memory is bounded by distinct series,
+   * as in the SDK) and stay exported; the histograms themselves are let go (monitor's close()).
+   */
   register(histograms: readonly LocalHistogram[]): () => void;
 }
 
@@ -63,35 +67,57 @@ export interface PgpilotMetricProducer extends MetricProducer {
  */
 export function createMetricProducer(): PgpilotMetricProducer {
   const sources = new Set<LocalHistogram>();
+  // Counts of retired histograms, by metric name and attribute key.
+  const retired = new Map<string, Series>();
   return {
     collect(): Promise<CollectionResult> {
       return Promise.resolve({
-        resourceMetrics: { resource: NO_RESOURCE, scopeMetrics: collectHistograms(sources) },
+        resourceMetrics: { resource: NO_RESOURCE, scopeMetrics: collectHistograms(sources, retired) },
         errors: [],
       });
     },
     register(histograms) {
       for (const histogram of histograms) sources.add(histogram);
       return () => {
-        for (const histogram of histograms) sources.delete(histogram);
+        for (const histogram of histograms) {
+          if (!sources.delete(histogram)) continue;
+          addSeries(retired, histogram);
+        }
       };
     },
   };
 }
 
-function collectHistograms(sources: ReadonlySet<LocalHistogram>): ResourceMetrics["scopeMetrics"] {
-  const byName = new Map<string, { histogram: LocalHistogram; points: Map<string, Point> }>();
-  for (const histogram of sources) {
-    let entry = byName.get(histogram.descriptor.name);
-    if (entry === undefined) byName.set(histogram.descriptor.name, entry = { histogram, points: new Map() });
-    for (const [attributes, counts] of histogram.series) {
-      if (counts.count === 0) continue;
-      const key = keyOf(attributes);
-      const point = entry.points.get(key);
-      if (point === undefined) entry.points.set(key, pointOf(attributes, counts));
-      else merge(point, counts);
-    }
+/** One metric's points by attribute key, with the histogram that describes the metric. */
+interface Series {
+  histogram: LocalHistogram;
+  points: Map<string, Point>;
+}
+
+/** Add every non-empty series of `histogram` to `byName`, merging equal attribute sets. */
+function addSeries(byName: Map<string, Series>, histogram: LocalHistogram): void {
+  let entry = byName.get(histogram.descriptor.name);
+  if (entry === undefined) byName.set(histogram.descriptor.name, entry = { histogram, points: new Map() });
+  for (const [attributes, counts] of histogram.series) {
+    if (counts.count === 0) continue;
+    const key = keyOf(attributes);
+    const point = entry.points.get(key);
+    if (point === undefined) entry.points.set(key, pointOf(attributes, counts));
+    else merge(point, counts);
   }
+}
+
+function collectHistograms(
+  sources: ReadonlySet<LocalHistogram>,
+  retired: ReadonlyMap<string, Series>,
+): ResourceMetrics["scopeMetrics"] {
+  const byName = new Map<string, Series>();
+  for (const [name, entry] of retired) {
+    const points = new Map<string, Point>();
+    for (const [key, point] of entry.points) points.set(key, { ...point, counts: [...point.counts] });
+    byName.set(name, { histogram: entry.histogram, points });
+  }
+  for (const histogram of sources) addSeries(byName, histogram);
   const endTime = hrTime(Date.now());
   const metrics: HistogramMetricData[] = [];
   for (const { histogram, points } of byName.values()) {

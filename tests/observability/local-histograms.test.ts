@@ -81,23 +81,39 @@ describe("LocalHistogram through createMetricProducer()", () => {
     expect((await empty.collect()).resourceMetrics.scopeMetrics).toEqual([]);
   });
 
-  test("two sources with the same attribute set add up; unregistered sources leave", async () => {
+  test("a retired histogram's counts stay exported, merged with a live one of the same series", async () => {
+    const producer = createMetricProducer();
+    const make = () => new LocalHistogram({ name: "d", unit: "s", description: "", boundaries: [0.01, 1] });
+    const [closed, live] = [make(), make()];
+    closed.record(0.005, { lane: "x" });
+    producer.register([closed])(); // registered, then retired (a closed monitor)
+    closed.record(5, { lane: "x" }); // after retirement: not exported
+    producer.register([live]);
+    live.record(0.5, { lane: "x" });
+    const collect = async () =>
+      (await producer.collect()).resourceMetrics.scopeMetrics[0]!.metrics[0]!.dataPoints as DataPoint<Histogram>[];
+    for (let round = 0; round < 2; round++) {
+      // Twice: collecting must not fold the live counts into the retired ones.
+      const points = await collect();
+      expect(points).toHaveLength(1);
+      expect(points[0]!.value).toMatchObject({ count: 2, min: 0.005, max: 0.5, buckets: { counts: [1, 1, 0] } });
+    }
+  });
+
+  test("two sources with the same attribute set add up", async () => {
     const producer = createMetricProducer();
     const make = () => new LocalHistogram({ name: "d", unit: "s", description: "", boundaries: [0.01, 1] });
     const [a, b] = [make(), make()];
     // Equal content, different objects: merged like one SDK series.
     a.record(0.005, { lane: "x" });
     b.record(0.5, { lane: "x" });
-    const unregisterA = producer.register([a]);
+    producer.register([a]);
     producer.register([b]);
     const collect = async () =>
       (await producer.collect()).resourceMetrics.scopeMetrics[0]!.metrics[0]!.dataPoints as DataPoint<Histogram>[];
-    let points = await collect();
+    const points = await collect();
     expect(points).toHaveLength(1);
     expect(points[0]!.value).toMatchObject({ count: 2, min: 0.005, max: 0.5, buckets: { counts: [1, 1, 0] } });
-    unregisterA();
-    points = await collect();
-    expect(points[0]!.value).toMatchObject({ count: 1, min: 0.5 });
   });
 
   test("negative and NaN values are dropped and counted, like the SDK ignores them", () => {

@@ -94,9 +94,9 @@ export function createInstruments(
   };
   const locals = [instruments.duration, instruments.waitTime, instruments.useTime]
     .filter((recorder): recorder is LocalHistogram => recorder instanceof LocalHistogram);
-  // Never unregistered, like SDK instruments: after close() the last counts must still reach the
-  // final export (an app closes its pilot, then flushes its meter provider).
-  producer?.register(locals);
+  // Retired on close(): the producer keeps their counts (the last export after close() still has
+  // them, as with SDK instruments) without keeping this monitor's histograms alive.
+  const retire = producer?.register(locals);
 
   const count = meter.createObservableUpDownCounter(METRIC.CONNECTION_COUNT, {
     unit: "{connection}",
@@ -140,6 +140,9 @@ export function createInstruments(
   meter.addBatchObservableCallback(observe, observables);
   return {
     ...instruments,
-    detach: () => meter.removeBatchObservableCallback(observe, observables),
+    detach: () => {
+      retire?.();
+      meter.removeBatchObservableCallback(observe, observables);
+    },
   };
 }
