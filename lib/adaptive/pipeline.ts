@@ -83,20 +83,29 @@ export class ReservedConnection {
   readonly #sql: ReservedSql<any>;
   readonly #connection: PgConnection;
   readonly #token: unknown;
+  /** Where a query goes that was never written because the connection is gone: the pool. */
+  readonly #fallback: ((query: RawQuery) => void) | undefined;
   /** A query that must be the last one on the wire until it settles (describe first, cursor). */
   #blocking: RawQuery | undefined;
   /** Queries that arrived while `#blocking` was out; sent together when it settles. */
   #deferred: RawQuery[] = [];
   #released = false;
 
-  constructor(lane: string, sql: ReservedSql<any>, connection: PgConnection, pid: number) {
+  constructor(
+    lane: string,
+    sql: ReservedSql<any>,
+    connection: PgConnection,
+    pid: number,
+    fallback?: (query: RawQuery) => void,
+  ) {
     this.#lane = lane;
+    this.#fallback = fallback;
     this.#sql = sql;
     this.#connection = connection;
     this.#token = connection.reserved;
     this.pid = pid;
     this.send = (query) => {
-      if (!this.alive) return query.reject(connectionLost(this.#lane));
+      if (!this.alive) return this.#reroute(query);
       if (this.#blocking !== undefined) {
         this.#deferred.push(query);
         return;
@@ -140,13 +149,22 @@ export class ReservedConnection {
     while (this.#deferred.length > 0 && this.#blocking === undefined) {
       const next = this.#deferred.shift()!;
       if (this.alive) this.#write(next);
-      else next.reject(connectionLost(this.#lane));
+      else this.#reroute(next);
     }
   }
 
-  /** Reject the queries still waiting to be sent (the connection is gone). */
+  /** The connection is gone: the queries still waiting to be sent go to the pool instead. */
   failDeferred(): void {
-    for (const query of this.#deferred.splice(0)) query.reject(connectionLost(this.#lane));
+    for (const query of this.#deferred.splice(0)) this.#reroute(query);
+  }
+
+  /**
+   * A query that never reached this connection: nothing was written, so it is safe to send it
+   * through the pool (a write too). Without a pool handler it fails as a connection error.
+   */
+  #reroute(query: RawQuery): void {
+    if (this.#fallback !== undefined) this.#fallback(query);
+    else query.reject(connectionLost(this.#lane));
   }
 
   /**
@@ -177,6 +195,8 @@ export interface PipelineOptions {
   maxConnections: number;
   /** Reserve one connection of the lane's pool. */
   reserve: () => Promise<ReservedSql<any>>;
+  /** The lane's pool handler, for queries a lost connection never sent. */
+  fallback?: (query: RawQuery) => void;
 }
 
 /** A lane's pipeline section of `stats()`. */
@@ -301,16 +321,18 @@ export class Pipeline {
   /** A query routed to `connection` settled, with `error` when it failed. */
   settle(connection: ReservedConnection, query: RawQuery | undefined, error: unknown, now: number): void {
     this.load--;
-    // Since the last completion (or since it was sent to an idle connection): at least this
-    // statement's execution time.
-    const gap = connection.settled(query, now);
-    if (gap < this.#minGap) this.#minGap = gap;
+    // Lost first: settling unblocks the queries waiting behind this one, and they must not be
+    // written to a dead connection.
     if (error !== undefined && !connection.lost && classify(error) === "connection") {
       connection.lost = true;
       this.#lost++;
       this.#remove(connection);
       connection.failDeferred();
     }
+    // Since the last completion (or since it was sent to an idle connection): at least this
+    // statement's execution time.
+    const gap = connection.settled(query, now);
+    if (gap < this.#minGap) this.#minGap = gap;
     if (connection.load === 0 && (connection.draining || connection.lost || this.#closed)) this.#giveBack(connection);
   }
 
@@ -472,6 +494,6 @@ export class Pipeline {
       this.#failedRecently = true;
       return undefined;
     }
-    return new ReservedConnection(this.#options.lane, sql, connection, pid);
+    return new ReservedConnection(this.#options.lane, sql, connection, pid, this.#options.fallback);
   }
 }

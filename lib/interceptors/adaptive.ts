@@ -16,6 +16,7 @@ import * as v from "valibot";
 import { atLeast, integerAtLeast, parseOptions } from "../config.ts";
 import { ConfigError, PilotError } from "../errors.ts";
 import type { HealthReport, Interceptor, Next, PilotContext } from "../interceptor.ts";
+import type { RawQuery } from "../internals.ts";
 import type { Operation } from "../operation.ts";
 import { ATTR } from "../telemetry/names.ts";
 import { pgpilotMeter } from "../telemetry/otel.ts";
@@ -199,7 +200,15 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
     // and cursors, which need a pool connection of their own.
     const maxConnections = poolMax - Math.max(1, Math.ceil(poolMax / 5));
     const pipeline = config.pipelineDepth > 0 && maxConnections > 0 && info?.reserve !== undefined
-      ? new Pipeline({ lane: name, depth: config.pipelineDepth, poolMax, maxConnections, reserve: info.reserve })
+      ? new Pipeline({
+        lane: name,
+        depth: config.pipelineDepth,
+        poolMax,
+        maxConnections,
+        reserve: info.reserve,
+        // pilot's lanes carry their postgres.js pool handler (lib/lanes.ts); other LaneInfo may not.
+        fallback: (info as Partial<{ handler: (query: RawQuery) => void }>).handler,
+      })
       : undefined;
     // Without pipelining each operation in flight holds a connection; with it, `depth` queries
     // share one, so as many more may be in flight.

@@ -251,6 +251,24 @@ describe("pipelining onto reserved connections", () => {
     expect(await until(async () => (await backends(application)).length === 0)).toBe(true);
   }, 30_000);
 
+  test("queries waiting behind a statement being described go to the pool when their connection is lost", async () => {
+    // max 2: one reservable connection; the first statement is new there (described first), so
+    // the ones after it wait unwritten until it completes.
+    const { sql } = make({}, 2);
+    await reserveConnections(sql, 1);
+    const [victim] = pipelineOf(sql).pids;
+    const first = sql`select ${1}::int as x, pg_sleep(0.5)`.execute();
+    const waiting = [sql`select ${2}::int as y`.execute(), sql`select ${3}::int as y`.execute()];
+    await terminateWhileActive(victim!);
+    expect(await first.then(() => "resolved", (error: unknown) => classify(error))).toBe("connection");
+    // Never written to the dead connection, they go through the pool instead: each settles with
+    // its own row, or with a connection error while the pool is replacing that connection.
+    const outcomes = await Promise.all(waiting.map((query) => query.then((rows) => rows[0]!.y, (error: unknown) => classify(error))));
+    expect(outcomes.map((outcome, i) => outcome === i + 2 || outcome === "connection")).toEqual([true, true]);
+    expect(outcomes).toContain(2);
+    expect((await sql`select ${4}::int as y`)[0]!.y).toBe(4);
+  }, 30_000);
+
   test("pipelineDepth: 0 reserves nothing", async () => {
     const { sql } = make({ pipelineDepth: 0 }, 10);
     await Promise.all(Array.from({ length: 30 }, () => sql`select 1`));
