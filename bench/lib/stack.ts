@@ -15,7 +15,7 @@ export function fullStack(providers: { meterProvider: MeterProvider; tracerProvi
     deadline({ timeoutMs: 5000 }),
     retry({ meterProvider }),
     breaker({ meterProvider }),
-    adaptive({ meterProvider }),
+    adaptive({ meterProvider, pipelineDepth: 16 }),
   ];
 }
-fullStack.description = "tracing, monitor, deadline 5 s, retry, breaker, adaptive (defaults), real SDK MeterProvider and BasicTracerProvider without exporters";
+fullStack.description = "tracing, monitor, deadline 5 s, retry, breaker, adaptive (pipelineDepth 16), real SDK MeterProvider and BasicTracerProvider without exporters";

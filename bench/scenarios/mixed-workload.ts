@@ -53,12 +53,12 @@ const raw = (max: number, url: string) =>
  */
 async function admission(): Promise<Interceptor[]> {
   const { adaptive } = await import("../../lib/interceptors/adaptive.ts");
-  return [adaptive({ algorithm: "fixed", prewarm: false, queueTimeoutMs: 60_000, maxQueue: 10_000 })];
+  return [adaptive({ algorithm: "fixed", prewarm: false, queueTimeoutMs: 60_000, maxQueue: 10_000, pipelineDepth: 16 })];
 }
 
 function lanes(analytics: number, quick: boolean, limiter = false): Config {
   return {
-    label: `pgpilot lanes 16 + analytics ${analytics}${limiter ? ", with adaptive()" : ""}`,
+    label: `pgpilot lanes 16 + analytics ${analytics}${limiter ? ", with adaptive({ pipelineDepth: 16 })" : ""}`,
     quick,
     create: async (url) => {
       const created = performance.now();

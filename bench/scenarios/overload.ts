@@ -38,23 +38,23 @@ const variants: Variant[] = [
     },
   },
   {
-    name: "pgpilot adaptive() on max 50",
+    name: "pgpilot adaptive({ pipelineDepth: 16 }) on max 50",
+    create(url) {
+      const sql = pilot(postgres(url, { max: 50 }), { interceptors: [adaptive({ pipelineDepth: 16 })] });
+      return { sql, end: () => sql.close({ timeout: 1 }) };
+    },
+  },
+  {
+    name: "pgpilot adaptive() on max 50 (defaults: no pipelining)",
     create(url) {
       const sql = pilot(postgres(url, { max: 50 }), { interceptors: [adaptive()] });
       return { sql, end: () => sql.close({ timeout: 1 }) };
     },
   },
   {
-    name: "pgpilot adaptive({ pipelineDepth: 0 }) on max 50",
+    name: "pgpilot adaptive({ maxQueue: 50, pipelineDepth: 16 }) on max 50",
     create(url) {
-      const sql = pilot(postgres(url, { max: 50 }), { interceptors: [adaptive({ pipelineDepth: 0 })] });
-      return { sql, end: () => sql.close({ timeout: 1 }) };
-    },
-  },
-  {
-    name: "pgpilot adaptive({ maxQueue: 50 }) on max 50",
-    create(url) {
-      const sql = pilot(postgres(url, { max: 50 }), { interceptors: [adaptive({ maxQueue: 50 })] });
+      const sql = pilot(postgres(url, { max: 50 }), { interceptors: [adaptive({ maxQueue: 50, pipelineDepth: 16 })] });
       return { sql, end: () => sql.close({ timeout: 1 }) };
     },
   },

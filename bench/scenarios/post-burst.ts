@@ -38,16 +38,16 @@ const variants: Variant[] = [
     },
   },
   {
-    name: "pgpilot adaptive()",
+    name: "pgpilot adaptive({ pipelineDepth: 16 })",
     create(url) {
-      const sql = pilot(postgres(url, { max: MAX }), { interceptors: [adaptive()] });
+      const sql = pilot(postgres(url, { max: MAX }), { interceptors: [adaptive({ pipelineDepth: 16 })] });
       return { sql, end: () => sql.close({ timeout: 1 }) };
     },
   },
   {
-    name: "pgpilot adaptive({ pipelineDepth: 0 })",
+    name: "pgpilot adaptive() (defaults: no pipelining)",
     create(url) {
-      const sql = pilot(postgres(url, { max: MAX }), { interceptors: [adaptive({ pipelineDepth: 0 })] });
+      const sql = pilot(postgres(url, { max: MAX }), { interceptors: [adaptive()] });
       return { sql, end: () => sql.close({ timeout: 1 }) };
     },
   },

@@ -32,8 +32,12 @@ import { Pipeline } from "../adaptive/pipeline.ts";
 import type { AbortSource } from "../adaptive/limiter.ts";
 import { vegas } from "../adaptive/vegas.ts";
 
-/** Queries in flight per reserved connection (docs/adaptive.md: why this number). */
-const DEFAULT_PIPELINE_DEPTH = 16;
+/**
+ * Pipelining is opt-in: with it on, a statement whose cached plan is invalidated by a schema
+ * change (ALTER … TYPE) leaves its callers and the queries behind it unsettled (reproduced;
+ * docs/adaptive.md). 16 is the depth measured best when it is on.
+ */
+const DEFAULT_PIPELINE_DEPTH = 0;
 
 const fraction = v.pipe(v.number(), v.finite(), v.gtValue(0), v.maxValue(1));
 const positiveOrInfinite = v.pipe(v.number(), v.gtValue(0));
@@ -78,7 +82,8 @@ export interface AdaptiveOptions {
   initial?: number;
   /**
    * Queries in flight per reserved connection: plain statements are pipelined onto up to
-   * 4/5 of the pool's connections, reserved on demand. 0 turns pipelining off. Default 16.
+   * 4/5 of the pool's connections, reserved on demand (16 measured best). Default 0: off, because
+   * a plan invalidated by a schema change hangs pipelined callers (docs/adaptive.md).
    */
   pipelineDepth?: number;
   /** Longest wait for a permit, ms (seed `pool_timeout`); `Infinity` waits forever. Default 30 000. */
@@ -143,10 +148,10 @@ export interface AdaptiveInterceptor extends Interceptor {
  * Adaptive concurrency in front of each lane's pool.
  *
  * - In flight never exceeds the lane's limit, which stays in [`min`, `max`]; `max` defaults to
- *   the lane's postgres.js `max`, or pipelined (the default), to the reservable connections ×
- *   `pipelineDepth`.
- * - Plain statements are pipelined onto a few reserved connections, at most `pipelineDepth`
- *   each; transactions, reservations and cursors use the pool.
+ *   the lane's postgres.js `max`, or pipelined (`pipelineDepth` > 0), to the reservable
+ *   connections × `pipelineDepth`.
+ * - With `pipelineDepth` > 0, plain statements are pipelined onto a few reserved connections,
+ *   at most `pipelineDepth` each; transactions, reservations and cursors use the pool.
  * - Callers beyond the limit wait in a FIFO queue: `PoolTimeoutError` after `queueTimeoutMs`,
  *   `PoolSaturatedError` at once when `maxQueue` are already waiting; an aborted operation
  *   (deadline, caller's signal, `query.cancel()`) leaves the queue with its abort reason.

@@ -81,8 +81,8 @@ describe("admission", () => {
    * the limit in all (the first queries go through it while the first reservations are made),
    * never more than its max. Without pipelining, it is never asked for more than the limit.
    */
-  for (const pipelineDepth of [0, undefined]) {
-    test(`200 concurrent callers, max 10 (pool 20), pipelineDepth ${pipelineDepth ?? "default"}: the server never sees more than 10 active, all settle, FIFO`, async () => {
+  for (const pipelineDepth of [undefined, 16]) {
+    test(`200 concurrent callers, max 10 (pool 20), pipelineDepth ${pipelineDepth ?? "default (0)"}: the server never sees more than 10 active, all settle, FIFO`, async () => {
       const order = admissions();
       const { sql, limiter, application } = make({ max: 10, prewarm: false, pipelineDepth }, { max: 20 }, [order]);
       const limits: number[] = [];
@@ -102,7 +102,7 @@ describe("admission", () => {
       expect(samples).toBeGreaterThan(1);
       expect(peakActive).toBeGreaterThan(0);
       expect(peakActive).toBeLessThanOrEqual(10);
-      expect(await backends(application)).toBeLessThanOrEqual(pipelineDepth === 0 ? 10 : 20);
+      expect(await backends(application)).toBeLessThanOrEqual(pipelineDepth === undefined ? 10 : 20);
       expect(order.order).toEqual(calls.map((_, i) => i));
       for (const limit of limits) expect(limit).toBeLessThanOrEqual(10);
       expect(limiter.inFlight("primary")).toBe(0);
@@ -377,7 +377,7 @@ describe("options and reports", () => {
     const explicit = make({ max: 6, pipelineDepth: 3 }, { max: 4 }).limiter;
     expect(explicit.limit("primary")).toBe(6);
     // A pool of one connection has none to reserve: not pipelined, capped at the pool.
-    const single = make({}, { max: 1 });
+    const single = make({ pipelineDepth: 16 }, { max: 1 });
     expect(single.limiter.limit("primary")).toBe(1);
     expect((single.sql.stats().adaptive as { lanes: Record<string, any> }).lanes.primary.pipeline).toBeUndefined();
   });
@@ -386,9 +386,15 @@ describe("options and reports", () => {
     const { sql } = make({ prewarm: false }, { max: 5 });
     await sql`select 1`;
     const lane = (sql.stats().adaptive as { lanes: Record<string, any> }).lanes.primary;
-    // Pool 5: 4 connections may be reserved, 16 queries each.
-    expect(lane).toMatchObject({ algorithm: "gradient", limit: 64, min: 1, max: 64, inFlight: 0, pending: 0, saturated: false });
-    expect(lane.pipeline).toMatchObject({ depth: 16, maxConnections: 4, inFlight: 0, failures: 0, lost: 0 });
+    // Not pipelined by default: the limit is the pool's max.
+    expect(lane).toMatchObject({ algorithm: "gradient", limit: 5, min: 1, max: 5, inFlight: 0, pending: 0, saturated: false });
+    expect(lane.pipeline).toBeUndefined();
+    // Pipelined, pool 5: 4 connections may be reserved, 16 queries each.
+    const piped = make({ prewarm: false, pipelineDepth: 16 }, { max: 5 });
+    await piped.sql`select 1`;
+    const pipedLane = (piped.sql.stats().adaptive as { lanes: Record<string, any> }).lanes.primary;
+    expect(pipedLane).toMatchObject({ limit: 64, max: 64 });
+    expect(pipedLane.pipeline).toMatchObject({ depth: 16, maxConnections: 4, inFlight: 0, failures: 0, lost: 0 });
     expect(sql.health().status).toBe("healthy");
     expect(JSON.stringify(sql.stats())).not.toContain("select");
   });

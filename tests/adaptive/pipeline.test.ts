@@ -28,7 +28,8 @@ function make(options: Parameters<typeof adaptive>[0], max: number) {
   const application = `pipeline_${process.pid}_${++appCounter}_${Math.random().toString(36).slice(2, 6)}`;
   const sql = pilot(
     postgres(url, { max, onnotice: () => {}, connection: { application_name: application } }),
-    { interceptors: [adaptive({ prewarm: false, ...options })] },
+    // Pipelining is opt-in; these tests are about it, so it is on unless a test says otherwise.
+    { interceptors: [adaptive({ prewarm: false, pipelineDepth: 16, ...options })] },
   );
   cleanups.push(() => sql.close({ timeout: 1 }));
   return { sql, application };
