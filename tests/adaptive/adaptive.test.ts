@@ -12,6 +12,7 @@ import type { Interceptor } from "../../lib/interceptor.ts";
 import { pilot } from "../../lib/pilot.ts";
 import { ConfigError, PoolSaturatedError, PoolTimeoutError } from "../../lib/errors.ts";
 import { testUrl } from "../support/db.ts";
+import { until } from "../support/wait.ts";
 
 const url = testUrl();
 /** What each test started (pools, workers, providers): stopped after that test, newest first. */
@@ -66,17 +67,9 @@ function started<T extends Promise<unknown> & { execute(): unknown }>(query: T):
   return query;
 }
 
-async function until(condition: () => boolean | Promise<boolean>, attempts = 200, everyMs = 25): Promise<boolean> {
-  for (let i = 0; i < attempts; i++) {
-    if (await condition()) return true;
-    await Bun.sleep(everyMs);
-  }
-  return false;
-}
-
 describe("admission", () => {
   /**
-   * With pipelining (the default), queries share reserved connections: the server's active
+   * With pipelining (`pipelineDepth: 16`), queries share reserved connections: the server's active
    * backends stay within the limit all the same. The pool may open a few more connections than
    * the limit in all (the first queries go through it while the first reservations are made),
    * never more than its max. Without pipelining, it is never asked for more than the limit.
@@ -233,13 +226,13 @@ describe("adapting", () => {
     try {
       // A baseline first: the long-term RTT is learned over the first windows.
       const windows = () => (sql.stats().adaptive as { lanes: { primary: { windows: number } } }).lanes.primary.windows;
-      expect(await until(() => windows() >= 30, 600, 50)).toBe(true);
+      await until("30 sampling windows", () => windows() >= 30, 30_000);
       const before = limiter.limit("primary");
       delay = 0.3;
-      expect(await until(() => limiter.limit("primary") <= before - 3, 600, 50)).toBe(true);
+      await until("the limit to fall by 3", () => limiter.limit("primary") <= before - 3, 30_000);
       const lowest = Math.min(...seen);
       delay = 0;
-      expect(await until(() => limiter.limit("primary") >= lowest + 2, 600, 50)).toBe(true);
+      await until("the limit to rise by 2", () => limiter.limit("primary") >= lowest + 2, 30_000);
     } finally {
       running = false;
       await Promise.all(workers);

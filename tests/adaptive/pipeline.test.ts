@@ -11,6 +11,7 @@ import { retry } from "../../lib/interceptors/retry.ts";
 import { pilot } from "../../lib/pilot.ts";
 import { classify } from "../../lib/classify.ts";
 import { testUrl } from "../support/db.ts";
+import { until } from "../support/wait.ts";
 
 const url = testUrl();
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -50,20 +51,17 @@ function pipelineOf(sql: { stats(): Record<string, unknown> }): PipelineSection 
   return (sql.stats().adaptive as { lanes: { primary: { pipeline: PipelineSection } } }).lanes.primary.pipeline;
 }
 
-async function until(condition: () => boolean | Promise<boolean>, attempts = 200, everyMs = 25): Promise<boolean> {
-  for (let i = 0; i < attempts; i++) {
-    if (await condition()) return true;
-    await Bun.sleep(everyMs);
-  }
-  return false;
-}
-
-/** Kill a backend once it is running a statement (a fact read from the server, not a sleep). */
-async function terminateWhileActive(pid: number): Promise<void> {
-  await until(async () => {
+/** Wait until a backend is running a statement (a fact read from the server, not a sleep). */
+async function untilActive(pid: number): Promise<void> {
+  await until(`backend ${pid} to run a statement`, async () => {
     const [row] = await observer`select state from pg_stat_activity where pid = ${pid}`;
     return row?.state === "active";
   });
+}
+
+/** Kill a backend once it is running a statement. */
+async function terminateWhileActive(pid: number): Promise<void> {
+  await untilActive(pid);
   await observer`select pg_terminate_backend(${pid})`;
 }
 
@@ -74,11 +72,10 @@ async function backends(application: string): Promise<number[]> {
 
 /** Keep `n` connections' worth of demand until the pipeline holds `n` reserved connections. */
 async function reserveConnections(sql: any, n: number): Promise<void> {
-  const reached = await until(async () => {
+  await until(`${n} reserved connections`, async () => {
     await Promise.all(Array.from({ length: n * pipelineOf(sql).depth }, () => sql`select pg_sleep(0.005)`));
     return pipelineOf(sql).connections >= n;
   });
-  expect(reached).toBe(true);
 }
 
 describe("pipelining onto reserved connections", () => {
@@ -174,7 +171,7 @@ describe("pipelining onto reserved connections", () => {
     const victim = pipelineOf(sql).pids[0]!;
     await observer`select pg_terminate_backend(${victim})`;
     // postgres.js sees the socket close; from then on the connection is not the reserved one.
-    expect(await until(() => !pipelineOf(sql).pids.includes(victim))).toBe(true);
+    await until("the killed connection to be dropped", () => !pipelineOf(sql).pids.includes(victim));
     const rows = await Promise.all(Array.from({ length: 30 }, (_, i) => sql`select ${i}::int as i, pg_backend_pid() as pid`));
     expect(rows.map((r) => r[0].i)).toEqual(Array.from({ length: 30 }, (_, i) => i));
     for (const row of rows) expect(row[0].pid).not.toBe(victim);
@@ -219,7 +216,7 @@ describe("pipelining onto reserved connections", () => {
     const running = Array.from({ length: 8 }, () => sql`select pg_sleep(0.05)`.catch((e) => e));
     await sql.close({ timeout: 1 });
     await Promise.all(running);
-    expect(await until(async () => (await backends(application)).length === 0)).toBe(true);
+    await until("every backend to be gone", async () => (await backends(application)).length === 0);
   }, 30_000);
 
   test("cancelling a query written behind another: every caller settles with its own rows", async () => {
@@ -228,10 +225,10 @@ describe("pipelining onto reserved connections", () => {
     await reserveConnections(sql, 1);
     const [pid] = pipelineOf(sql).pids;
     const first = sql`select 'first' as who, pg_sleep(0.3)`.execute();
-    await until(async () => (await observer`select state from pg_stat_activity where pid = ${pid!}`)[0]?.state === "active");
+    await untilActive(pid!);
     const second = sql`select 'second' as who`.execute();
     const third = sql`select 'third' as who`.execute();
-    await until(() => pipelineOf(sql).inFlight === 3);
+    await until("3 queries in flight", () => pipelineOf(sql).inFlight === 3);
     second.cancel();
     const [a, b, c] = await Promise.allSettled([first, second, third]);
     expect(a.status === "fulfilled" && a.value[0]!.who).toBe("first");
@@ -239,17 +236,17 @@ describe("pipelining onto reserved connections", () => {
     // caller already); what matters is that it settles with its own row, not the next one's.
     expect(b.status === "fulfilled" ? b.value[0]!.who : (b.reason as { code?: string }).code).toBe("second");
     expect(c.status === "fulfilled" && c.value[0]!.who).toBe("third");
-    expect(await until(() => pipelineOf(sql).inFlight === 0)).toBe(true);
+    await until("nothing in flight", () => pipelineOf(sql).inFlight === 0);
   }, 30_000);
 
   test("end() without a timeout waits for pipelined queries, then ends every connection", async () => {
     const { sql, application } = make({}, 4);
     await reserveConnections(sql, 1);
     const running = sql`select 'done' as state, pg_sleep(0.2)`.execute();
-    await until(() => pipelineOf(sql).inFlight === 1);
+    await until("1 query in flight", () => pipelineOf(sql).inFlight === 1);
     await sql.end();
     expect((await running)[0]!.state).toBe("done");
-    expect(await until(async () => (await backends(application)).length === 0)).toBe(true);
+    await until("every backend to be gone", async () => (await backends(application)).length === 0);
   }, 30_000);
 
   test("queries waiting behind a statement being described go to the pool when their connection is lost", async () => {
