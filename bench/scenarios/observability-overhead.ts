@@ -22,12 +22,12 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import process from "node:process";
 import postgres from "postgres";
-import { compose } from "../../lib/compose.ts";
-import type { Interceptor, LaneInfo, PilotContext } from "../../lib/interceptor.ts";
-import { monitor } from "../../lib/interceptors/monitor.ts";
-import { tracing } from "../../lib/interceptors/tracing.ts";
-import { Operation } from "../../lib/operation.ts";
-import { pilot } from "../../lib/pilot.ts";
+import { compose } from "../../lib/core/compose.ts";
+import type { Interceptor, LaneInfo, PilotContext } from "../../lib/core/interceptor.ts";
+import { monitor } from "../../lib/interceptors/monitor/index.ts";
+import { tracing } from "../../lib/interceptors/tracing/index.ts";
+import { Operation } from "../../lib/core/operation.ts";
+import { pilot } from "../../lib/core/pilot.ts";
 import { analyzeTemplate } from "../../lib/sql/cache.ts";
 import { createMetricProducer } from "../../lib/telemetry/metric-producer.ts";
 import { closedLoop } from "../lib/load.ts";

@@ -15,9 +15,9 @@
  * @module
  */
 import type { Attributes } from "@opentelemetry/api";
-import { errorCode, isSqlState } from "../classify.ts";
-import type { LaneInfo } from "../interceptor.ts";
-import type { OperationAnalysis } from "../operation.ts";
+import { errorCode, isSqlState } from "../shared/classify.ts";
+import type { LaneInfo } from "../core/interceptor.ts";
+import type { OperationAnalysis } from "../core/operation.ts";
 import { ATTR, DB_SYSTEM } from "./names.ts";
 
 /**

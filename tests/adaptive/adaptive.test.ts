@@ -6,11 +6,11 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import postgres from "postgres";
-import { ADAPTIVE_METRIC } from "../../lib/adaptive/metrics.ts";
-import { adaptive, type AdaptiveInterceptor } from "../../lib/interceptors/adaptive.ts";
-import type { Interceptor } from "../../lib/interceptor.ts";
-import { pilot } from "../../lib/pilot.ts";
-import { ConfigError, PoolSaturatedError, PoolTimeoutError } from "../../lib/errors.ts";
+import { ADAPTIVE_METRIC } from "../../lib/interceptors/adaptive/metrics.ts";
+import { adaptive, type AdaptiveInterceptor } from "../../lib/interceptors/adaptive/index.ts";
+import type { Interceptor } from "../../lib/core/interceptor.ts";
+import { pilot } from "../../lib/core/pilot.ts";
+import { ConfigError, PoolSaturatedError, PoolTimeoutError } from "../../lib/shared/errors.ts";
 import { testUrl } from "../support/db.ts";
 import { until } from "../support/wait.ts";
 

@@ -6,10 +6,10 @@
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { adaptive } from "../../lib/interceptors/adaptive.ts";
-import { retry } from "../../lib/interceptors/retry.ts";
-import { pilot } from "../../lib/pilot.ts";
-import { classify } from "../../lib/classify.ts";
+import { adaptive } from "../../lib/interceptors/adaptive/index.ts";
+import { retry } from "../../lib/interceptors/retry/index.ts";
+import { pilot } from "../../lib/core/pilot.ts";
+import { classify } from "../../lib/shared/classify.ts";
 import { testUrl } from "../support/db.ts";
 import { until } from "../support/wait.ts";
 

@@ -5,8 +5,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { ConfigError, pilot } from "../../mod.ts";
-import type { Interceptor } from "../../lib/interceptor.ts";
-import { monitor, type SlowQueryEvent } from "../../lib/interceptors/monitor.ts";
+import type { Interceptor } from "../../lib/core/interceptor.ts";
+import { monitor, type SlowQueryEvent } from "../../lib/interceptors/monitor/index.ts";
 import { METRIC } from "../../lib/telemetry/names.ts";
 import { testUrl } from "../support/db.ts";
 import { histogramCount, metricsHarness } from "./harness.ts";

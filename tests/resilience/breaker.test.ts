@@ -5,12 +5,12 @@
  */
 import { describe, expect, test } from "bun:test";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
-import { compose } from "../../lib/compose.ts";
-import { CircuitOpenError, ConfigError, DeadlineExceededError, PilotError } from "../../lib/errors.ts";
-import type { Interceptor } from "../../lib/interceptor.ts";
-import { breaker } from "../../lib/interceptors/breaker.ts";
-import { retry } from "../../lib/interceptors/retry.ts";
-import { NO_SQL, Operation, type OperationKind } from "../../lib/operation.ts";
+import { compose } from "../../lib/core/compose.ts";
+import { CircuitOpenError, ConfigError, DeadlineExceededError, PilotError } from "../../lib/shared/errors.ts";
+import type { Interceptor } from "../../lib/core/interceptor.ts";
+import { breaker } from "../../lib/interceptors/breaker/index.ts";
+import { retry } from "../../lib/interceptors/retry/index.ts";
+import { NO_SQL, Operation, type OperationKind } from "../../lib/core/operation.ts";
 
 const READ = Object.freeze({ ...NO_SQL("UNKNOWN"), command: "SELECT", readOnly: true });
 

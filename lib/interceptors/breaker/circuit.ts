@@ -9,8 +9,8 @@
  *
  * @module
  */
-import { type Backoff, exponentialBackoff } from "./backoff.ts";
-import { type CountedCategory, SlidingWindow } from "./window.ts";
+import { type Backoff, exponentialBackoff } from "../../shared/backoff.ts";
+import { type CountedCategory, SlidingWindow } from "../../shared/failure-window.ts";
 
 /** Where a circuit is. `half-open` is the breaker's "degraded", `open` its "failed". */
 export type CircuitStateName = "closed" | "open" | "half-open";

@@ -6,10 +6,10 @@
  */
 import type { MeterProvider } from "@opentelemetry/api";
 import * as v from "valibot";
-import { atLeast, integerAtLeast, parseOptions } from "../../config.ts";
-import { ConfigError } from "../../errors.ts";
+import { atLeast, integerAtLeast, parseOptions } from "../../shared/config.ts";
+import { ConfigError } from "../../shared/errors.ts";
 import type { CircuitOptions, CircuitSnapshot } from "./circuit.ts";
-import type { CountedCategory } from "./window.ts";
+import type { CountedCategory } from "../../shared/failure-window.ts";
 
 /** Options of `breaker()`. Every field is optional. */
 export interface BreakerOptions {

@@ -8,9 +8,9 @@
  */
 import type { Attributes, Counter, Meter } from "@opentelemetry/api";
 import { ATTR } from "../../telemetry/names.ts";
-import { reportHookError } from "../../telemetry/diag.ts";
+import { reportHookError } from "../../shared/diag.ts";
 import type { Circuit, CircuitStateName } from "./circuit.ts";
-import type { CountedCategory } from "./window.ts";
+import type { CountedCategory } from "../../shared/failure-window.ts";
 
 /**
  * The breaker's metric names.

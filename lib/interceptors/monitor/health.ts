@@ -4,9 +4,9 @@
  *
  * @module
  */
-import type { HealthReport, HealthStatus } from "../../interceptor.ts";
-import type { WindowSnapshot } from "../../telemetry/sliding-window.ts";
-import type { LaneUsage } from "../../telemetry/pool-accounting.ts";
+import type { HealthReport, HealthStatus } from "../../core/interceptor.ts";
+import type { WindowSnapshot } from "../../shared/sliding-window.ts";
+import type { LaneUsage } from "./pool-accounting.ts";
 
 /** Thresholds of the vote (`monitor({ health })`). */
 export interface HealthThresholds {

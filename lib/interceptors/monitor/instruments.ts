@@ -7,11 +7,11 @@
 import type { BatchObservableCallback, Counter, Histogram, Meter } from "@opentelemetry/api";
 import { LocalHistogram } from "../../telemetry/local-histogram.ts";
 import type { PgpilotMetricProducer } from "../../telemetry/metric-producer.ts";
-import type { LaneInfo } from "../../interceptor.ts";
-import { reportHookError } from "../../telemetry/diag.ts";
+import type { LaneInfo } from "../../core/interceptor.ts";
+import { reportHookError } from "../../shared/diag.ts";
 import type { MetricAttributes } from "../../telemetry/metric-attributes.ts";
 import { ATTR, DURATION_BUCKETS_SECONDS, METRIC } from "../../telemetry/names.ts";
-import type { PoolAccounting } from "../../telemetry/pool-accounting.ts";
+import type { PoolAccounting } from "./pool-accounting.ts";
 
 /**
  * pgpilot's own metric names used by `monitor()` (Prometheus: `pgpilot_slow_queries_total`).

@@ -5,7 +5,7 @@
  */
 import type { MeterProvider } from "@opentelemetry/api";
 import * as v from "valibot";
-import { atLeast, integerAtLeast, parseOptions } from "../../config.ts";
+import { atLeast, integerAtLeast, parseOptions } from "../../shared/config.ts";
 import type { PgpilotMetricProducer } from "../../telemetry/metric-producer.ts";
 import type { HealthThresholds } from "./health.ts";
 

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Attributes, Meter } from "@opentelemetry/api";
-import { reportHookError } from "../telemetry/diag.ts";
+import { reportHookError } from "../../shared/diag.ts";
 
 /** Metric names of the adaptive interceptor. */
 export const ADAPTIVE_METRIC = {

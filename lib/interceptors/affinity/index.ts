@@ -1,27 +1,27 @@
 /**
  * `affinity()`: routes each operation to a lane by what it is — writes and transactions to the
  * primary, reads to the read lanes, learned-slow patterns to the slow (analytics) lane, reads of
- * recently written tables back to the primary (DESIGN §3). The rules are in lib/affinity/router.ts.
+ * recently written tables back to the primary (DESIGN §3). The rules are in lib/interceptors/affinity/router.ts.
  *
  * @module
  */
 import type { Counter } from "@opentelemetry/api";
-import { ConfigError } from "../errors.ts";
-import type { HealthReport, Interceptor, Next, PilotContext } from "../interceptor.ts";
-import type { Operation } from "../operation.ts";
-import { type AffinityOptions, checkLanes, resolveAffinityOptions } from "../affinity/options.ts";
-import { type PatternChange, type PatternEvidence, PatternTracker } from "../affinity/patterns.ts";
-import { RecentWrites } from "../affinity/recent-writes.ts";
-import { ROUTING_REASONS, type Route, Router, type RoutingReason } from "../affinity/router.ts";
-import { type TouchedTables, touchedTables } from "../affinity/tables.ts";
-import { ATTR } from "../telemetry/names.ts";
-import { pgpilotMeter } from "../telemetry/otel.ts";
-import { laneAvailability } from "../lane-availability.ts";
-import { reportHookError, safely } from "../telemetry/diag.ts";
+import { ConfigError } from "../../shared/errors.ts";
+import type { HealthReport, Interceptor, Next, PilotContext } from "../../core/interceptor.ts";
+import type { Operation } from "../../core/operation.ts";
+import { type AffinityOptions, checkLanes, resolveAffinityOptions } from "./options.ts";
+import { type PatternChange, type PatternEvidence, PatternTracker } from "./patterns.ts";
+import { RecentWrites } from "./recent-writes.ts";
+import { ROUTING_REASONS, type Route, Router, type RoutingReason } from "./router.ts";
+import { type TouchedTables, touchedTables } from "./tables.ts";
+import { ATTR } from "../../telemetry/names.ts";
+import { pgpilotMeter } from "../../telemetry/otel.ts";
+import { laneAvailability } from "../../core/lane-availability.ts";
+import { reportHookError, safely } from "../../shared/diag.ts";
 
-export type { AffinityOptions } from "../affinity/options.ts";
-export type { PatternChange, PatternEvidence, PatternState } from "../affinity/patterns.ts";
-export type { RoutingReason } from "../affinity/router.ts";
+export type { AffinityOptions } from "./options.ts";
+export type { PatternChange, PatternEvidence, PatternState } from "./patterns.ts";
+export type { RoutingReason } from "./router.ts";
 
 /**
  * Metric names of `affinity()`.

@@ -1,7 +1,7 @@
 /**
  * `breaker()`: a multi-level circuit breaker, one circuit per lane (DESIGN §3).
  *
- * Each failure is classified (lib/classify.ts); `connection`, `timeout`, `transaction` and
+ * Each failure is classified (lib/shared/classify.ts); `connection`, `timeout`, `transaction` and
  * `resource` failures count against their own threshold within a sliding window, and all of them
  * together against a failure rate. `client` errors (syntax, constraint violations, pgpilot's own
  * rejections) never count: they are the caller's bug, not the database's health.
@@ -14,24 +14,24 @@
  *
  * @module
  */
-import { classify } from "../classify.ts";
-import { CircuitOpenError, isPilotError } from "../errors.ts";
-import type { HealthReport, Interceptor, Next, PilotContext } from "../interceptor.ts";
-import type { Operation } from "../operation.ts";
-import { reportHookError } from "../telemetry/diag.ts";
-import { pgpilotMeter } from "../telemetry/otel.ts";
-import { Circuit, type CircuitSnapshot, type CircuitStateName, type CircuitTransition, REJECTED } from "./breaker/circuit.ts";
-import { type Disposable, Listeners } from "./breaker/listeners.ts";
-import { type BreakerConfig, type BreakerOptions, parseBreakerOptions } from "./breaker/options.ts";
-import { ActiveProbe } from "./breaker/probe.ts";
-import { BreakerTelemetry } from "./breaker/telemetry.ts";
-import type { CountedCategory } from "./breaker/window.ts";
+import { classify } from "../../shared/classify.ts";
+import { CircuitOpenError, isPilotError } from "../../shared/errors.ts";
+import type { HealthReport, Interceptor, Next, PilotContext } from "../../core/interceptor.ts";
+import type { Operation } from "../../core/operation.ts";
+import { reportHookError } from "../../shared/diag.ts";
+import { pgpilotMeter } from "../../telemetry/otel.ts";
+import { Circuit, type CircuitSnapshot, type CircuitStateName, type CircuitTransition, REJECTED } from "./circuit.ts";
+import { type Disposable, Listeners } from "../../shared/listeners.ts";
+import { type BreakerConfig, type BreakerOptions, parseBreakerOptions } from "./options.ts";
+import { ActiveProbe } from "./probe.ts";
+import { BreakerTelemetry } from "./telemetry.ts";
+import type { CountedCategory } from "../../shared/failure-window.ts";
 
-export type { BreakerOptions } from "./breaker/options.ts";
-export type { CircuitSnapshot, CircuitStateName, CircuitTransition } from "./breaker/circuit.ts";
-export type { Disposable } from "./breaker/listeners.ts";
-export type { CountedCategory } from "./breaker/window.ts";
-export { BREAKER_ATTR, BREAKER_METRIC } from "./breaker/telemetry.ts";
+export type { BreakerOptions } from "./options.ts";
+export type { CircuitSnapshot, CircuitStateName, CircuitTransition } from "./circuit.ts";
+export type { Disposable } from "../../shared/listeners.ts";
+export type { CountedCategory } from "../../shared/failure-window.ts";
+export { BREAKER_ATTR, BREAKER_METRIC } from "./telemetry.ts";
 
 /** A call the breaker turned away. */
 export interface BreakerRejection {

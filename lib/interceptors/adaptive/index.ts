@@ -6,31 +6,31 @@
  * postgres.js fixes `max` at creation and, past it, pipelines queries onto busy connections —
  * which, in 3.4.9, leaves the pool slower for good after a burst. So "adaptive pool size" here is
  * the number of permits in front of the pool: in flight never exceeds it. Plain statements are
- * pipelined onto connections the lane reserved (lib/adaptive/pipeline.ts), which keeps the gain
+ * pipelined onto connections the lane reserved (lib/pipeline/pipeline.ts), which keeps the gain
  * of pipelining without the slowdown.
  *
  * @module
  */
 import type { MeterProvider } from "@opentelemetry/api";
 import * as v from "valibot";
-import { atLeast, integerAtLeast, parseOptions } from "../config.ts";
-import { ConfigError, PilotError } from "../errors.ts";
-import type { HealthReport, Interceptor, Next, PilotContext } from "../interceptor.ts";
-import type { RawQuery } from "../internals.ts";
-import type { Operation } from "../operation.ts";
-import { ATTR } from "../telemetry/names.ts";
-import { pgpilotMeter } from "../telemetry/otel.ts";
-import { reportHookError, safely } from "../telemetry/diag.ts";
-import type { LimitAlgorithm } from "../adaptive/algorithm.ts";
-import { aimd } from "../adaptive/aimd.ts";
-import { fixed } from "../adaptive/fixed.ts";
-import { gradient } from "../adaptive/gradient.ts";
-import { AdaptiveLane, type AdaptiveLaneStats, type LimitChange } from "../adaptive/lane.ts";
-import { everyInterval } from "../adaptive/load-monitor.ts";
-import { adaptiveInstruments, type AdaptiveCounters } from "../adaptive/metrics.ts";
-import { Pipeline } from "../adaptive/pipeline.ts";
-import type { AbortSource } from "../adaptive/limiter.ts";
-import { vegas } from "../adaptive/vegas.ts";
+import { atLeast, integerAtLeast, parseOptions } from "../../shared/config.ts";
+import { ConfigError, PilotError } from "../../shared/errors.ts";
+import type { HealthReport, Interceptor, Next, PilotContext } from "../../core/interceptor.ts";
+import type { RawQuery } from "../../core/postgres-internals.ts";
+import type { Operation } from "../../core/operation.ts";
+import { ATTR } from "../../telemetry/names.ts";
+import { pgpilotMeter } from "../../telemetry/otel.ts";
+import { reportHookError, safely } from "../../shared/diag.ts";
+import type { LimitAlgorithm } from "./algorithm.ts";
+import { aimd } from "./aimd.ts";
+import { fixed } from "./fixed.ts";
+import { gradient } from "./gradient.ts";
+import { AdaptiveLane, type AdaptiveLaneStats, type LimitChange } from "./lane.ts";
+import { everyInterval } from "./load-monitor.ts";
+import { adaptiveInstruments, type AdaptiveCounters } from "./metrics.ts";
+import { Pipeline } from "../../pipeline/pipeline.ts";
+import type { AbortSource } from "./limiter.ts";
+import { vegas } from "./vegas.ts";
 
 /**
  * Pipelining is opt-in: with it on, a statement whose cached plan is invalidated by a schema

@@ -16,17 +16,17 @@
  */
 import type { Attributes, Counter, MeterProvider } from "@opentelemetry/api";
 import * as v from "valibot";
-import { classify, errorCode } from "../classify.ts";
-import { integerAtLeast, parseOptions } from "../config.ts";
-import { ConfigError, isPilotError } from "../errors.ts";
-import type { Interceptor, Next, PilotContext } from "../interceptor.ts";
-import type { Operation } from "../operation.ts";
-import { laneAvailability } from "../lane-availability.ts";
-import { reportHookError } from "../telemetry/diag.ts";
-import { ATTR } from "../telemetry/names.ts";
-import { pgpilotMeter } from "../telemetry/otel.ts";
-import { type Backoff, exponentialBackoff } from "./breaker/backoff.ts";
-import { type Disposable, Listeners } from "./breaker/listeners.ts";
+import { classify, errorCode } from "../../shared/classify.ts";
+import { integerAtLeast, parseOptions } from "../../shared/config.ts";
+import { ConfigError, isPilotError } from "../../shared/errors.ts";
+import type { Interceptor, Next, PilotContext } from "../../core/interceptor.ts";
+import type { Operation } from "../../core/operation.ts";
+import { laneAvailability } from "../../core/lane-availability.ts";
+import { reportHookError } from "../../shared/diag.ts";
+import { ATTR } from "../../telemetry/names.ts";
+import { pgpilotMeter } from "../../telemetry/otel.ts";
+import { type Backoff, exponentialBackoff } from "../../shared/backoff.ts";
+import { type Disposable, Listeners } from "../../shared/listeners.ts";
 
 /** Options of `retry()`. */
 export interface RetryOptions {

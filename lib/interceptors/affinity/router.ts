@@ -15,8 +15,8 @@
  *
  * @module
  */
-import type { LaneInfo } from "../interceptor.ts";
-import type { Operation } from "../operation.ts";
+import type { LaneInfo } from "../../core/interceptor.ts";
+import type { Operation } from "../../core/operation.ts";
 import { type LaneLoad, LeastOutstanding } from "./balancer.ts";
 import type { PatternTracker } from "./patterns.ts";
 import type { RecentWrites } from "./recent-writes.ts";

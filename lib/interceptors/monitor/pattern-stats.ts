@@ -12,8 +12,8 @@
  *
  * @module
  */
-import type { OperationAnalysis } from "../operation.ts";
-import { LogHistogram } from "./log-histogram.ts";
+import type { OperationAnalysis } from "../../core/operation.ts";
+import { LogHistogram } from "../../shared/log-histogram.ts";
 
 /** One pattern as `stats()` shows it. No SQL text unless asked for, never a value. */
 export interface PatternSnapshot {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { safely } from "../../telemetry/diag.ts";
+import { safely } from "./diag.ts";
 
 /** What `onX(listener)` returns. */
 export interface Disposable {

@@ -4,22 +4,22 @@
  * How it stays drop-in: the caller gets postgres.js's own `Query` objects. pgpilot only swaps
  * the query's `handler`, so the chain runs when postgres.js would have started the query —
  * exactly once, however often it is awaited — and fragments, which are never started, are
- * never operations. See lib/internals.ts for the fields involved.
+ * never operations. See lib/core/postgres-internals.ts for the fields involved.
  *
  * @module
  */
 import type { Sql } from "postgres";
 import * as v from "valibot";
 import { compose } from "./compose.ts";
-import { parseOptions } from "./config.ts";
-import { ConfigError } from "./errors.ts";
+import { parseOptions } from "../shared/config.ts";
+import { ConfigError } from "../shared/errors.ts";
 import { combineHealth, type PilotHealth } from "./health.ts";
 import type { Interceptor, LaneInfo, PilotContext } from "./interceptor.ts";
-import { callerSettlement, cancelledError, captureSettlement, type RawQuery } from "./internals.ts";
+import { callerSettlement, cancelledError, captureSettlement, type RawQuery } from "./postgres-internals.ts";
 import { createLanes, type Lane } from "./lanes.ts";
 import { type CallScope, NO_SQL, Operation, type OperationAnalysis } from "./operation.ts";
-import { analyzeTemplate, analyzeUnsafe } from "./sql/cache.ts";
-import { reportHookError } from "./telemetry/diag.ts";
+import { analyzeTemplate, analyzeUnsafe } from "../sql/cache.ts";
+import { reportHookError } from "../shared/diag.ts";
 
 /** Options of `pilot()`. */
 export interface PilotOptions {

@@ -5,15 +5,15 @@
  * @module
  */
 import type { Attributes } from "@opentelemetry/api";
-import { classify } from "../classify.ts";
-import type { Next } from "../interceptor.ts";
-import type { Operation } from "../operation.ts";
-import { reportHookError } from "../telemetry/diag.ts";
+import { classify } from "../../shared/classify.ts";
+import type { Next } from "../../core/interceptor.ts";
+import type { Operation } from "../../core/operation.ts";
+import { reportHookError } from "../../shared/diag.ts";
 import { clamp, type LimitAlgorithm } from "./algorithm.ts";
 import { type ForecastAccuracy, HoltForecaster } from "./forecast.ts";
 import { Limiter } from "./limiter.ts";
 import { LoadWindow, type LoadSnapshot } from "./load-monitor.ts";
-import { isPipelineSend, type Pipeline, type PipelineStats, type ReservedConnection } from "./pipeline.ts";
+import { isPipelineSend, type Pipeline, type PipelineStats, type ReservedConnection } from "../../pipeline/pipeline.ts";
 import type { AdaptiveCounters, LaneGauges } from "./metrics.ts";
 import { planPrewarm, type PrewarmPlan, WarmTracker } from "./prewarm.ts";
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { PoolSaturatedError, PoolTimeoutError } from "../errors.ts";
+import { PoolSaturatedError, PoolTimeoutError } from "../../shared/errors.ts";
 
 /** How a waiter left the queue without a permit. */
 export type WaitOutcome = "timeout" | "shed" | "aborted";

@@ -27,14 +27,14 @@ import {
   type TracerProvider,
 } from "@opentelemetry/api";
 import * as v from "valibot";
-import { integerAtLeast, parseOptions } from "../config.ts";
-import type { Interceptor, LaneInfo, Next, PilotContext } from "../interceptor.ts";
-import type { Operation, OperationAnalysis } from "../operation.ts";
-import { reportHookError } from "../telemetry/diag.ts";
-import { errorAttributes } from "../telemetry/metric-attributes.ts";
-import { ATTR, DB_SYSTEM } from "../telemetry/names.ts";
-import { observe } from "../telemetry/observe.ts";
-import { pgpilotTracer } from "../telemetry/otel.ts";
+import { integerAtLeast, parseOptions } from "../../shared/config.ts";
+import type { Interceptor, LaneInfo, Next, PilotContext } from "../../core/interceptor.ts";
+import type { Operation, OperationAnalysis } from "../../core/operation.ts";
+import { reportHookError } from "../../shared/diag.ts";
+import { errorAttributes } from "../../telemetry/metric-attributes.ts";
+import { ATTR, DB_SYSTEM } from "../../telemetry/names.ts";
+import { observe } from "../../telemetry/observe.ts";
+import { pgpilotTracer } from "../../telemetry/otel.ts";
 
 /** Options of `tracing()`. */
 export interface TracingOptions {

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Interceptor, PilotContext } from "./interceptor.ts";
-import { reportHookError } from "./telemetry/diag.ts";
+import { reportHookError } from "../shared/diag.ts";
 
 /**
  * Build the check once, at attach time, from the other interceptors of the chain. A throwing

@@ -5,9 +5,9 @@
  */
 import type { MeterProvider } from "@opentelemetry/api";
 import * as v from "valibot";
-import { atLeast, integerAtLeast, parseOptions } from "../config.ts";
-import { ConfigError } from "../errors.ts";
-import type { LaneInfo } from "../interceptor.ts";
+import { atLeast, integerAtLeast, parseOptions } from "../../shared/config.ts";
+import { ConfigError } from "../../shared/errors.ts";
+import type { LaneInfo } from "../../core/interceptor.ts";
 
 /** Options of `affinity()`. Every field is optional. */
 export interface AffinityOptions {

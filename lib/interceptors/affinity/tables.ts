@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { SqlAnalysis } from "../sql/analyze.ts";
+import type { SqlAnalysis } from "../../sql/analyze.ts";
 
 /** What read-your-writes needs to know about one statement. */
 export interface TouchedTables {

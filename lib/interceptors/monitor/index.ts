@@ -9,26 +9,26 @@
  * @module
  */
 import { metrics } from "@opentelemetry/api";
-import { classify, errorCode, FAILURE_CATEGORIES, type FailureCategory } from "../classify.ts";
-import type { HealthReport, Interceptor, LaneInfo, Next, PilotContext } from "../interceptor.ts";
-import type { Operation } from "../operation.ts";
-import { reportHookError, safely } from "../telemetry/diag.ts";
-import { LogHistogram } from "../telemetry/log-histogram.ts";
-import { MetricAttributes } from "../telemetry/metric-attributes.ts";
-import { observe } from "../telemetry/observe.ts";
-import { linkedMetricProducer, type PgpilotMetricProducer } from "../telemetry/metric-producer.ts";
-import { pgpilotMeter } from "../telemetry/otel.ts";
-import { type PatternSnapshot, PatternStats } from "../telemetry/pattern-stats.ts";
-import { type LaneUsage, PoolAccounting, type QueueGauge } from "../telemetry/pool-accounting.ts";
-import { SlidingWindow } from "../telemetry/sliding-window.ts";
-import { monitorHealth } from "./monitor/health.ts";
-import { createInstruments, type MonitorInstruments } from "./monitor/instruments.ts";
-import { type MonitorOptions, parseMonitorOptions } from "./monitor/options.ts";
+import { classify, errorCode, FAILURE_CATEGORIES, type FailureCategory } from "../../shared/classify.ts";
+import type { HealthReport, Interceptor, LaneInfo, Next, PilotContext } from "../../core/interceptor.ts";
+import type { Operation } from "../../core/operation.ts";
+import { reportHookError, safely } from "../../shared/diag.ts";
+import { LogHistogram } from "../../shared/log-histogram.ts";
+import { MetricAttributes } from "../../telemetry/metric-attributes.ts";
+import { observe } from "../../telemetry/observe.ts";
+import { linkedMetricProducer, type PgpilotMetricProducer } from "../../telemetry/metric-producer.ts";
+import { pgpilotMeter } from "../../telemetry/otel.ts";
+import { type PatternSnapshot, PatternStats } from "./pattern-stats.ts";
+import { type LaneUsage, PoolAccounting, type QueueGauge } from "./pool-accounting.ts";
+import { SlidingWindow } from "../../shared/sliding-window.ts";
+import { monitorHealth } from "./health.ts";
+import { createInstruments, type MonitorInstruments } from "./instruments.ts";
+import { type MonitorOptions, parseMonitorOptions } from "./options.ts";
 
-export type { MonitorOptions } from "./monitor/options.ts";
-export type { HealthThresholds } from "./monitor/health.ts";
-export type { PatternSnapshot } from "../telemetry/pattern-stats.ts";
-export type { LaneUsage, QueueGauge } from "../telemetry/pool-accounting.ts";
+export type { MonitorOptions } from "./options.ts";
+export type { HealthThresholds } from "./health.ts";
+export type { PatternSnapshot } from "./pattern-stats.ts";
+export type { LaneUsage, QueueGauge } from "./pool-accounting.ts";
 
 /** What `onSlowQuery` listeners receive. No parameter values: `text` is parameterized/redacted. */
 export interface SlowQueryEvent {

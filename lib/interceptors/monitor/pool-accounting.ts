@@ -20,8 +20,8 @@
  *
  * @module
  */
-import type { LaneInfo } from "../interceptor.ts";
-import type { Operation } from "../operation.ts";
+import type { LaneInfo } from "../../core/interceptor.ts";
+import type { Operation } from "../../core/operation.ts";
 
 /** A queue in front of the pool that can tell how many operations wait (adaptive()). */
 export interface QueueGauge {

@@ -4,7 +4,7 @@
  * @module
  */
 import type { HealthReport, HealthStatus, Interceptor } from "./interceptor.ts";
-import { reportHookError } from "./telemetry/diag.ts";
+import { reportHookError } from "../shared/diag.ts";
 
 /** The combined health of a pilot. */
 export interface PilotHealth {

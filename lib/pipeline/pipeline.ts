@@ -24,9 +24,9 @@
  * @module
  */
 import type { ReservedSql } from "postgres";
-import { classify } from "../classify.ts";
-import type { RawQuery } from "../internals.ts";
-import { reportHookError } from "../telemetry/diag.ts";
+import { classify } from "../shared/classify.ts";
+import type { RawQuery } from "../core/postgres-internals.ts";
+import { reportHookError } from "../shared/diag.ts";
 
 /** The postgres.js connection object, as far as this file uses it. */
 interface PgConnection {

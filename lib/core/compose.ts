@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { PilotError } from "./errors.ts";
+import { PilotError } from "../shared/errors.ts";
 import type { Interceptor, Next } from "./interceptor.ts";
 import type { Operation } from "./operation.ts";
 

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { RawQuery } from "./internals.ts";
-import type { SqlAnalysis } from "./sql/analyze.ts";
+import type { RawQuery } from "./postgres-internals.ts";
+import type { SqlAnalysis } from "../sql/analyze.ts";
 
 /** What an operation is. */
 export type OperationKind = "query" | "transaction" | "reserve";

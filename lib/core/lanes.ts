@@ -4,9 +4,9 @@
  * @module
  */
 import type { Sql } from "postgres";
-import { ConfigError } from "./errors.ts";
+import { ConfigError } from "../shared/errors.ts";
 import type { LaneInfo } from "./interceptor.ts";
-import type { RawQuery } from "./internals.ts";
+import type { RawQuery } from "./postgres-internals.ts";
 
 /** A lane as pilot uses it internally: the instance plus its pool's handler and canceller. */
 export interface Lane extends LaneInfo {

@@ -11,11 +11,11 @@
  * @module
  */
 import * as v from "valibot";
-import { parseOptions } from "../config.ts";
-import { DeadlineExceededError, isPilotError } from "../errors.ts";
-import type { Interceptor } from "../interceptor.ts";
-import type { Operation } from "../operation.ts";
-import { type Disposable, Listeners } from "./breaker/listeners.ts";
+import { parseOptions } from "../../shared/config.ts";
+import { DeadlineExceededError, isPilotError } from "../../shared/errors.ts";
+import type { Interceptor } from "../../core/interceptor.ts";
+import type { Operation } from "../../core/operation.ts";
+import { type Disposable, Listeners } from "../../shared/listeners.ts";
 
 /** Options of `deadline()`. */
 export interface DeadlineOptions {
