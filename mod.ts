@@ -19,7 +19,19 @@ export { compose } from "./lib/core/compose.ts";
 export type { Chain } from "./lib/core/compose.ts";
 export { Operation } from "./lib/core/operation.ts";
 export type { CallScope, OperationAnalysis, OperationKind } from "./lib/core/operation.ts";
-export type { HealthReport, HealthStatus, Interceptor, LaneInfo, Next, PilotContext } from "./lib/core/interceptor.ts";
+export type {
+  Capabilities,
+  ChainCapabilities,
+  HealthReport,
+  HealthStatus,
+  Interceptor,
+  LaneInfo,
+  Next,
+  PilotContext,
+  Stage,
+} from "./lib/core/interceptor.ts";
+export { OperationSlot } from "./lib/core/operation.ts";
+export type { Subscription } from "./lib/shared/listeners.ts";
 export type { PilotHealth } from "./lib/core/health.ts";
 export { healthHandler } from "./lib/telemetry/health-handler.ts";
 export type { HealthSource } from "./lib/telemetry/health-handler.ts";
@@ -42,16 +54,16 @@ export type { SqlAnalysis } from "./lib/sql/analyze.ts";
 
 // ---- interceptors (recommended order: tracing, monitor, affinity, deadline, retry, breaker, adaptive)
 export { SLOW_QUERY_EVENT, tracing } from "./lib/interceptors/tracing/index.ts";
-export type { Tracing, TracingOptions } from "./lib/interceptors/tracing/index.ts";
+export type { Tracing, TracingInterceptor, TracingOptions } from "./lib/interceptors/tracing/index.ts";
 export { monitor } from "./lib/interceptors/monitor/index.ts";
 export type {
   HealthThresholds,
   LaneUsage,
   Monitor,
+  MonitorInterceptor,
   MonitorOptions,
   MonitorStats,
   PatternSnapshot,
-  QueueGauge,
   SlowQueryEvent,
 } from "./lib/interceptors/monitor/index.ts";
 export { AFFINITY_METRIC, AFFINITY_REASON_ATTRIBUTE, affinity } from "./lib/interceptors/affinity/index.ts";
@@ -65,13 +77,14 @@ export type {
   RoutingReason,
 } from "./lib/interceptors/affinity/index.ts";
 export { deadline } from "./lib/interceptors/deadline/index.ts";
-export type { Deadline, DeadlineExpiry, DeadlineOptions } from "./lib/interceptors/deadline/index.ts";
+export type { Deadline, DeadlineExpiry, DeadlineInterceptor, DeadlineOptions } from "./lib/interceptors/deadline/index.ts";
 export { retry, RETRY_METRIC } from "./lib/interceptors/retry/index.ts";
-export type { Retry, RetryEvent, RetryOptions, RetryReason, RetryStats } from "./lib/interceptors/retry/index.ts";
+export type { Retry, RetryEvent, RetryInterceptor, RetryOptions, RetryReason, RetryStats } from "./lib/interceptors/retry/index.ts";
 export { breaker } from "./lib/interceptors/breaker/index.ts";
 export { BREAKER_ATTR, BREAKER_METRIC } from "./lib/interceptors/breaker/telemetry.ts";
 export type {
   Breaker,
+  BreakerInterceptor,
   BreakerOptions,
   BreakerRejection,
   BreakerStats,
@@ -79,10 +92,12 @@ export type {
   CircuitStateName,
   CircuitTransition,
   CountedCategory,
-  Disposable,
   LaneBreakerStats,
 } from "./lib/interceptors/breaker/index.ts";
 export { adaptive } from "./lib/interceptors/adaptive/index.ts";
+export { aimd, fixed, gradient, vegas } from "./lib/interceptors/adaptive/strategies.ts";
+export type { AimdOptions, GradientOptions, LimitStrategy, VegasOptions } from "./lib/interceptors/adaptive/strategies.ts";
+export type { LimitAlgorithm, LimitSample } from "./lib/interceptors/adaptive/algorithm.ts";
 export type { AdaptiveInterceptor, AdaptiveOptions, AdaptiveStats } from "./lib/interceptors/adaptive/index.ts";
 export type { AdaptiveLaneStats, LimitChange } from "./lib/interceptors/adaptive/lane.ts";
 export type { LoadSnapshot } from "./lib/interceptors/adaptive/load-monitor.ts";

@@ -1,5 +1,5 @@
 /**
- * `pgpilot/prometheus`: Prometheus export for Node, Bun and Deno (DESIGN §4).
+ * `pgpilot/prometheus`: Prometheus export for Node, Bun and Deno.
  *
  * - `metricsHandler()`: a web request handler that answers with the Prometheus text format,
  *   for `Bun.serve`, `Deno.serve`, Hono or any `fetch`-style server.

@@ -23,7 +23,8 @@ import {
 import process from "node:process";
 import postgres from "postgres";
 import { compose } from "../../lib/core/compose.ts";
-import type { Interceptor, LaneInfo, PilotContext } from "../../lib/core/interceptor.ts";
+import { attachChain } from "../../lib/core/attach.ts";
+import type { Interceptor, LaneInfo } from "../../lib/core/interceptor.ts";
 import { monitor } from "../../lib/interceptors/monitor/index.ts";
 import { tracing } from "../../lib/interceptors/tracing/index.ts";
 import { Operation } from "../../lib/core/operation.ts";
@@ -141,13 +142,7 @@ async function chainCost(count: number, repeats: number): Promise<Table> {
   for (const [name, build, sampler] of chains) {
     const telemetry = sdk(sampler?.());
     const interceptors = build(telemetry);
-    const context: PilotContext = {
-      name: "bench",
-      lanes,
-      primaryLane: "primary",
-      interceptors: new Map(interceptors.map((interceptor) => [interceptor.name, interceptor])),
-    };
-    for (const interceptor of interceptors) interceptor.attach?.(context);
+    attachChain(interceptors, { name: "bench", lanes, primaryLane: "primary", meterProvider: undefined, tracerProvider: undefined });
     const chain = compose(interceptors, (op) => ((op.dispatchedAt = performance.now()), result));
     let best = Infinity;
     for (let repeat = 0; repeat < repeats; repeat++) {

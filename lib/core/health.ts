@@ -1,5 +1,5 @@
 /**
- * `sql.health()`: every interceptor votes, the worst vote wins (DESIGN §1).
+ * `sql.health()`: every interceptor votes, the worst vote wins.
  *
  * @module
  */

@@ -1,8 +1,10 @@
 /**
- * The interceptor contract (DESIGN §2).
+ * The interceptor contract: what a link of the chain is, what pilot tells it when it is
+ * attached, and what it may offer the other links (its capabilities).
  *
  * @module
  */
+import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
 import type { ReservedSql } from "postgres";
 import type { Operation } from "./operation.ts";
 
@@ -47,17 +49,67 @@ export interface Interceptor {
   stats?(): unknown;
   /** Its vote in `sql.health()`. */
   health?(): HealthReport;
-  /** Called once when the pilot is created, with what it needs to know about the lanes. */
-  attach?(context: PilotContext): void;
   /**
-   * Whether a lane should get new work now (false while its breaker is open or its limiter is
-   * saturated). Routing (affinity) asks every interceptor that has this before it picks a lane.
+   * Called once when the pilot is created, with what it needs to know about the lanes and what
+   * the other interceptors of the chain provide. An interceptor belongs to one pilot.
    */
-  laneAvailable?(lane: string): boolean;
+  attach?(context: PilotContext): void;
+  /** What this interceptor offers the others of its chain (handed over through `PilotContext`). */
+  readonly provides?: Capabilities;
+  /**
+   * Where it belongs in the chain, for the order check at attach: pilot warns (OTel `diag`)
+   * when an interceptor of a later stage comes before one of an earlier stage — for example
+   * `monitor()` after `adaptive()` would not see the queue wait. Stages, outermost first:
+   * `observe`, `route`, `budget`, `retry`, `admit`, `limit`.
+   */
+  readonly stage?: Stage;
   /** Set by interceptors that call `next()` again after it rejected (retry). */
   readonly retries?: boolean;
   /** Release timers and listeners. */
   close?(): Promise<void>;
+}
+
+/** Where an interceptor belongs in the chain, outermost first (see `Interceptor.stage`). */
+export type Stage = "observe" | "route" | "budget" | "retry" | "admit" | "limit";
+
+/** The stages in chain order (outermost first). */
+export const STAGES: readonly Stage[] = ["observe", "route", "budget", "retry", "admit", "limit"];
+
+/**
+ * What one interceptor offers the others. pilot collects them at attach and hands the combined
+ * view to every interceptor as `PilotContext.capabilities`; interceptors never look each other up.
+ *
+ * @example
+ * ```ts
+ * const gate: Interceptor = {
+ *   name: "maintenance",
+ *   provides: { laneAvailable: (lane) => lane !== "replica" || !maintenanceWindow() },
+ *   intercept: (op, next) => next(),
+ * };
+ * ```
+ */
+export interface Capabilities {
+  /** Operations waiting in this interceptor's queue for `lane` (adaptive). */
+  queueDepth?(lane: string): number;
+  /** The threshold (ms) above which an operation is a slow query (monitor). */
+  readonly slowQueryMs?: number;
+  /**
+   * Whether `lane` should get new work now (false while its breaker is open or its limiter is
+   * saturated). Routing (affinity) and retry ask before they pick a lane or try again.
+   */
+  laneAvailable?(lane: string): boolean;
+}
+
+/** The combined capabilities of the other interceptors of a chain, as one interceptor sees them. */
+export interface ChainCapabilities {
+  /** Operations waiting in the chain's queues for `lane` (0 when nothing queues). */
+  queueDepth(lane: string): number;
+  /** Whether some interceptor queues operations (so `queueDepth` means something). */
+  readonly queues: boolean;
+  /** The chain's slow-query threshold (ms), when an interceptor defines one. */
+  readonly slowQueryMs: number | undefined;
+  /** False when any other interceptor says `lane` should get no new work now. */
+  laneAvailable(lane: string): boolean;
 }
 
 /** A lane as interceptors see it. */
@@ -87,6 +139,10 @@ export interface PilotContext {
   readonly lanes: ReadonlyMap<string, LaneInfo>;
   /** The lane operations go to unless routed elsewhere. */
   readonly primaryLane: string;
-  /** The other interceptors of the same chain, by name (affinity reads monitor and breaker). */
-  readonly interceptors: ReadonlyMap<string, Interceptor>;
+  /** What the other interceptors of the chain provide (queue depth, slow-query threshold, lane availability). */
+  readonly capabilities: ChainCapabilities;
+  /** The meter provider given to `pilot()`; an interceptor's own `meterProvider` option wins. */
+  readonly meterProvider: MeterProvider | undefined;
+  /** The tracer provider given to `pilot()`; an interceptor's own `tracerProvider` option wins. */
+  readonly tracerProvider: TracerProvider | undefined;
 }

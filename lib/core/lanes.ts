@@ -1,5 +1,5 @@
 /**
- * Lanes: the postgres.js instances behind one pgpilot `sql` (DESIGN §1).
+ * Lanes: the postgres.js instances behind one pgpilot `sql`.
  *
  * @module
  */
@@ -48,10 +48,26 @@ export function createLanes(target: Sql<any> | Record<string, Sql<any>>, default
   return lanes;
 }
 
+/** pilot's own lanes, by the `LaneInfo` interceptors see. */
+const pilotLanes = new WeakMap<LaneInfo, Lane>();
+
+/**
+ * The lane's pool handler, which hands a query to one of its connections (or its queue) —
+ * for a `LaneInfo` pilot created; `undefined` for hand-made ones (tests).
+ *
+ * @example
+ * ```ts
+ * const fallback = poolSendOf(context.lanes.get("primary")!);
+ * ```
+ */
+export function poolSendOf(info: LaneInfo): ((query: RawQuery) => void) | undefined {
+  return pilotLanes.get(info)?.handler;
+}
+
 function createLane(name: string, sql: Sql<any>): Lane {
   const unstarted = sql.unsafe("") as unknown as RawQuery;
   const options = sql.options as unknown as { host: string[]; port: number[]; database: string; max: number };
-  return {
+  const lane: Lane = {
     name,
     sql,
     handler: unstarted.handler,
@@ -65,4 +81,6 @@ function createLane(name: string, sql: Sql<any>): Lane {
     },
     reserve: () => sql.reserve(),
   };
+  pilotLanes.set(lane, lane);
+  return lane;
 }

@@ -8,18 +8,24 @@
  *
  * @module
  */
+import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
 import type { Sql } from "postgres";
 import * as v from "valibot";
-import { compose } from "./compose.ts";
-import { parseOptions } from "../shared/config.ts";
-import { ConfigError } from "../shared/errors.ts";
-import { combineHealth, type PilotHealth } from "./health.ts";
-import type { Interceptor, LaneInfo, PilotContext } from "./interceptor.ts";
-import { callerSettlement, cancelledError, captureSettlement, type RawQuery } from "./postgres-internals.ts";
-import { createLanes, type Lane } from "./lanes.ts";
-import { type CallScope, NO_SQL, Operation, type OperationAnalysis } from "./operation.ts";
-import { analyzeTemplate, analyzeUnsafe } from "../sql/cache.ts";
+import { METER_PROVIDER, parseOptions, TRACER_PROVIDER } from "../shared/config.ts";
 import { reportHookError } from "../shared/diag.ts";
+import { ConfigError } from "../shared/errors.ts";
+import { analyzeTemplate, analyzeUnsafe } from "../sql/cache.ts";
+import { attachChain, detachChain } from "./attach.ts";
+import { compose } from "./compose.ts";
+import { combineHealth, type PilotHealth } from "./health.ts";
+import type { Interceptor } from "./interceptor.ts";
+import { createLanes } from "./lanes.ts";
+import { closeChain, collectStats, type PilotStats } from "./lifecycle.ts";
+import { type CallScope, NO_SQL, Operation, type OperationAnalysis } from "./operation.ts";
+import { callerSettlement, cancelledError, type RawQuery } from "./postgres-internals.ts";
+import { createTerminal } from "./terminal.ts";
+
+export type { PilotStats } from "./lifecycle.ts";
 
 /** Options of `pilot()`. */
 export interface PilotOptions {
@@ -29,6 +35,13 @@ export interface PilotOptions {
   interceptors?: Interceptor[];
   /** Which lane is the primary (writes, transactions). Default: the first lane. */
   primary?: string;
+  /**
+   * Where every interceptor's metrics go (an interceptor's own `meterProvider` wins).
+   * Default: the global OpenTelemetry meter provider.
+   */
+  meterProvider?: MeterProvider;
+  /** Where `tracing()`'s spans go (its own `tracerProvider` wins). Default: the global one. */
+  tracerProvider?: TracerProvider;
 }
 
 /** What `pilot()` adds to a postgres.js `sql`. */
@@ -51,14 +64,6 @@ export interface PilotApi<S> {
 /** A postgres.js `sql` with pgpilot's additions. */
 export type PilotSql<S> = S & PilotApi<S>;
 
-/** `sql.stats()`: the pool, the lanes, and one section per interceptor that has stats. */
-export interface PilotStats {
-  name: string;
-  primaryLane: string;
-  lanes: Record<string, { max: number; host: string; port: number; database: string }>;
-  [interceptor: string]: unknown;
-}
-
 const INTERCEPTOR = v.custom<Interceptor>(
   (value) =>
     typeof value === "object" && value !== null && typeof (value as Interceptor).name === "string" &&
@@ -70,6 +75,8 @@ const OPTIONS = v.strictObject({
   name: v.optional(v.pipe(v.string(), v.minLength(1)), "default"),
   interceptors: v.optional(v.array(INTERCEPTOR), []),
   primary: v.optional(v.pipe(v.string(), v.minLength(1))),
+  meterProvider: v.optional(METER_PROVIDER),
+  tracerProvider: v.optional(TRACER_PROVIDER),
 });
 
 const SCOPE = v.strictObject({
@@ -99,13 +106,6 @@ function callable(raw: (...args: any[]) => unknown, adopt: (query: Tagged) => Ta
       ? adopt(result as Tagged)
       : result;
   };
-}
-
-/** Wait for `promise`, at most `ms`. */
-async function raceTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
 }
 
 /** `file()` reads the file inside its own handler, then hands the query on: keep that step. */
@@ -157,79 +157,23 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
   }
   const primary = lanes.get(primaryName)!;
   const interceptors = config.interceptors;
-  const chain = compose(interceptors, perform);
+  const terminal = createTerminal(lanes, unknownLane);
+  const chain = compose(interceptors, terminal.perform);
   const direct = interceptors.length === 0;
   let closed = false;
   let closing: Promise<void> | undefined;
 
-  const context: PilotContext = {
+  attachChain(interceptors, {
     name: config.name,
-    lanes: lanes as ReadonlyMap<string, LaneInfo>,
+    lanes,
     primaryLane: primaryName,
-    interceptors: new Map(interceptors.map((interceptor) => [interceptor.name, interceptor])),
-  };
-  for (const interceptor of interceptors) interceptor.attach?.(context);
+    meterProvider: config.meterProvider,
+    tracerProvider: config.tracerProvider,
+  });
 
   const laneScopes = new Map<string, PilotSql<Sql<any>>>();
   const root = createRoot(undefined);
   return root;
-
-  // ---- the terminal step: what runs after the last interceptor --------------------------
-
-  function perform(op: Operation): Promise<unknown> {
-    if (op.task === undefined) return send(op);
-    if (op.aborted) return Promise.reject(op.abortReason);
-    op.dispatched = true;
-    op.dispatchedAt = performance.now();
-    return op.task(op);
-  }
-
-  function send(op: Operation): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const original = op.query!;
-      if (op.aborted) return reject(op.abortReason);
-      // postgres.js marks a query cancelled before it started; sending it would park a connection.
-      if (original.cancelled) return reject(cancelledError());
-      const lane = lanes.get(op.lane);
-      if (lane === undefined) return reject(unknownLane(op.lane));
-      const query = op.attempt > 1 ? recreate(original, lane) : original;
-      op.current = query;
-      op.cancelSent = cancelSent;
-      captureSettlement(query, resolve, reject);
-      op.dispatched = true;
-      op.dispatchedAt = performance.now();
-      const via = op.via;
-      if (via !== undefined) via(query);
-      else lane.handler(query);
-
-    });
-  }
-
-  /**
-   * `op.abort()` after the query was sent: ask the server to cancel it — unless it was written
-   * to a connection behind another query and is not running yet. postgres.js 3.4.9 marks such a
-   * query and, when its turn comes, drops it from the connection's list together with the
-   * reply it is owed: the caller never settles and the next query gets its rows. So it runs to
-   * completion instead; `deadline()` has already answered its caller.
-   */
-  function cancelSent(op: Operation): void {
-    const lane = lanes.get(op.lane);
-    const query = op.current as (RawQuery & { state?: unknown; active?: boolean }) | undefined;
-    if (lane === undefined || query === undefined) return;
-    if (query.state !== undefined && query.state !== null && query.active !== true) return;
-    void lane.canceller(query).catch(noop);
-  }
-
-  /** A fresh copy of a query for a retry: a settled postgres.js query cannot be sent again. */
-  function recreate(query: RawQuery, lane: Lane): RawQuery {
-    const copy = (query.tagged
-      ? (lane.sql as any)(query.strings, ...query.args)
-      : lane.sql.unsafe(query.strings[0]!, query.args as any[], { ...query.options })) as unknown as RawQuery;
-    Object.assign(copy.options, query.options);
-    copy.isRaw = query.isRaw;
-    copy.executed = true;
-    return copy;
-  }
 
   function run(op: Operation, settle: (value: unknown) => void, fail: (error: unknown) => void): void {
     if (op.scope?.signal === undefined && op.parent === undefined) {
@@ -336,14 +280,14 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
           run(op, noop, (error) => (delivered ? reportHookError("reserve", error) : fail(error)));
         }),
       listen: (channel: string, onnotify: (value: string) => void, onlisten?: () => void) => {
-        const op = new Operation("query", LISTEN_ANALYSIS, laneOf(scope, LISTEN_ANALYSIS), undefined, undefined, scope);
+        const op = new Operation("listen", LISTEN_ANALYSIS, laneOf(scope, LISTEN_ANALYSIS), undefined, undefined, scope);
         op.task = (op) => lanes.get(op.lane)!.sql.listen(channel, onnotify, onlisten);
         return new Promise((resolve, reject) => run(op, resolve, reject));
       },
       notify: (channel: string, payload: string) => wrapped`select pg_notify(${channel}, ${"" + payload})`,
       end: (options?: { timeout?: number }) => closeAll(options),
       close: (options?: { timeout?: number }) => closeAll({ timeout: options?.timeout ?? 5 }),
-      stats: () => collectStats(),
+      stats: () => collectStats(config.name, primaryName, lanes, interceptors),
       health: () => combineHealth(interceptors, closed),
       with: (next: CallScope) => createRoot(checkScope({ ...scope, ...parseOptions("sql.with", SCOPE, next) })),
       lane: (name: string) => {
@@ -411,38 +355,8 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
     }]);
   }
 
-  function collectStats(): PilotStats {
-    const stats: PilotStats = { name: config.name, primaryLane: primaryName, lanes: {} };
-    for (const lane of lanes.values()) {
-      stats.lanes[lane.name] = { max: lane.max, host: lane.host, port: lane.port, database: lane.database };
-    }
-    for (const interceptor of interceptors) {
-      if (interceptor.stats === undefined) continue;
-      try {
-        stats[interceptor.name] = interceptor.stats();
-      } catch (error) {
-        reportHookError(`${interceptor.name}.stats`, error);
-      }
-    }
-    return stats;
-  }
-
   function closeAll(options?: { timeout?: number }): Promise<void> {
     closed = true;
-    return (closing ??= (async () => {
-      // An interceptor may wait for work in flight (adaptive() for its reserved connections):
-      // with a timeout, no longer than it.
-      const closed = Promise.allSettled(interceptors.map((interceptor) => interceptor.close?.()));
-      if (options?.timeout === undefined || options.timeout === null) await closed;
-      else await raceTimeout(closed, options.timeout * 1000);
-      const ended = Promise.allSettled([...lanes.values()].map((lane) => lane.sql.end(options)));
-      const timeout = options?.timeout;
-      if (timeout === undefined || timeout === null) {
-        await ended;
-        return;
-      }
-      // postgres.js's end() can hang after a connection reset; never let close() hang with it.
-      await raceTimeout(ended, timeout * 1000 + 1000);
-    })());
+    return (closing ??= closeChain(interceptors, lanes, options).finally(() => detachChain(interceptors)));
   }
 }

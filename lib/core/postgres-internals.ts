@@ -35,20 +35,6 @@ export interface RawQuery extends Promise<unknown> {
 }
 
 /**
- * True when a value returned by a postgres.js `sql` call is a query (tagged template or
- * `unsafe`/`file`), as opposed to a fragment helper (`sql(obj)`, `sql("name")`).
- *
- * @example
- * ```ts
- * isQuery(raw`select 1`); // true
- * isQuery(raw({ a: 1 })); // false
- * ```
- */
-export function isQuery(value: unknown): value is RawQuery {
-  return value instanceof Promise && typeof (value as RawQuery).handler === "function";
-}
-
-/**
  * Make the chain see a running query's outcome first: the connection's calls to
  * `resolve` / `reject` go to `onResolve` / `onReject` instead of the caller.
  *

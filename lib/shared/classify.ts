@@ -1,5 +1,5 @@
 /**
- * Failure categories (DESIGN §3): the one place that decides what an error says about the
+ * Failure categories: the one place that decides what an error says about the
  * database's health. The breaker counts every category but `client`; retry looks at
  * `connection` and `transaction`; metrics use the category as `error.type` when there is no
  * SQLSTATE.

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
 import * as v from "valibot";
 import { ConfigError } from "./errors.ts";
 
@@ -35,3 +36,15 @@ export const atLeast = (min: number): v.SchemaWithPipe<
 export const integerAtLeast = (min: number): v.SchemaWithPipe<
   readonly [v.NumberSchema<undefined>, v.IntegerAction<number, undefined>, v.MinValueAction<number, number, undefined>]
 > => v.pipe(v.number(), v.integer(), v.minValue(min));
+
+/** An OpenTelemetry `MeterProvider` (the `meterProvider` option of pilot() and the interceptors). */
+export const METER_PROVIDER: v.CustomSchema<MeterProvider, v.ErrorMessage<v.CustomIssue> | undefined> = v.custom<MeterProvider>(
+  (value) => typeof value === "object" && value !== null && typeof (value as MeterProvider).getMeter === "function",
+  "must be an OpenTelemetry MeterProvider (an object with getMeter())",
+);
+
+/** An OpenTelemetry `TracerProvider` (the `tracerProvider` option of pilot() and tracing()). */
+export const TRACER_PROVIDER: v.CustomSchema<TracerProvider, v.ErrorMessage<v.CustomIssue> | undefined> = v.custom<TracerProvider>(
+  (value) => typeof value === "object" && value !== null && typeof (value as TracerProvider).getTracer === "function",
+  "must be an OpenTelemetry TracerProvider (an object with getTracer())",
+);

@@ -128,7 +128,7 @@ export class CircuitOpenError extends PilotError {
 }
 
 /**
- * Waited longer than `queueTimeoutMs` for a permit (the seed's `pool_timeout`).
+ * Waited longer than `queueTimeoutMs` for a permit.
  *
  * @example
  * ```ts

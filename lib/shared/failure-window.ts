@@ -11,16 +11,6 @@
 /** The failure categories the breaker counts (`client` never counts). */
 export type CountedCategory = "connection" | "timeout" | "transaction" | "resource";
 
-/**
- * The counted categories, in a stable order.
- *
- * @example
- * ```ts
- * for (const category of COUNTED_CATEGORIES) console.log(category, window.count(category));
- * ```
- */
-export const COUNTED_CATEGORIES: readonly CountedCategory[] = ["connection", "timeout", "transaction", "resource"];
-
 const SLOT: Record<CountedCategory, number> = { connection: 0, timeout: 1, transaction: 2, resource: 3 };
 const CALLS = 4;
 const FAILURES = 5;
@@ -31,14 +21,14 @@ const FIELDS = 6;
  *
  * @example
  * ```ts
- * const window = new SlidingWindow(10_000, 10);
+ * const window = new FailureWindow(10_000, 10);
  * window.success(Date.now());
  * window.failure("connection", Date.now());
  * window.count("connection"); // 1
  * window.failureRate(); // 0.5
  * ```
  */
-export class SlidingWindow {
+export class FailureWindow {
   readonly #bucketMs: number;
   readonly #buckets: number;
   /** `buckets` rows of FIELDS counters. */

@@ -7,7 +7,7 @@
 import { safely } from "./diag.ts";
 
 /** What `onX(listener)` returns. */
-export interface Disposable {
+export interface Subscription {
   dispose(): void;
 }
 
@@ -36,7 +36,7 @@ export class Listeners<T> {
   }
 
   /** Subscribe; `dispose()` unsubscribes (idempotent). */
-  add(listener: (event: T) => void): Disposable {
+  add(listener: (event: T) => void): Subscription {
     // Copy on write: emitting while a listener disposes itself stays consistent.
     this.#listeners = [...this.#listeners, listener];
     return {

@@ -1,6 +1,6 @@
 /**
  * Metric attribute sets: built once and reused, so recording a metric allocates nothing, and
- * bounded, so label sets cannot grow without limit (DESIGN §3).
+ * bounded, so label sets cannot grow without limit.
  *
  * Only allow-listed, low-cardinality attributes are used: `db.system.name`, `db.namespace`,
  * `db.operation.name`, `db.collection.name`, `db.response.status_code`, `error.type`,

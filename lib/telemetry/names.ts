@@ -1,6 +1,6 @@
 /**
  * Metric and attribute names: OpenTelemetry semantic conventions for database clients
- * (stable since semconv 1.33) where they exist, `pgpilot.*` for the rest (DESIGN §3).
+ * (stable since semconv 1.33) where they exist, `pgpilot.*` for the rest.
  * One place, so the dashboard, the alert rules and the tests agree with the code.
  *
  * @module

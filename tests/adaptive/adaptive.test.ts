@@ -8,6 +8,7 @@ import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import postgres from "postgres";
 import { ADAPTIVE_METRIC } from "../../lib/interceptors/adaptive/metrics.ts";
 import { adaptive, type AdaptiveInterceptor } from "../../lib/interceptors/adaptive/index.ts";
+import { gradient } from "../../lib/interceptors/adaptive/strategies.ts";
 import type { Interceptor } from "../../lib/core/interceptor.ts";
 import { pilot } from "../../lib/core/pilot.ts";
 import { ConfigError, PoolSaturatedError, PoolTimeoutError } from "../../lib/shared/errors.ts";
@@ -356,7 +357,8 @@ describe("options and reports", () => {
     expect(() => adaptive({ min: 0 })).toThrow(ConfigError);
     expect(() => adaptive({ algorithm: "magic" as never })).toThrow(/algorithm/);
     expect(() => adaptive({ min: 9, max: 3 })).toThrow(/min: must be <= max \(3\)/);
-    expect(() => adaptive({ growthFactor: 1 })).toThrow(/growthFactor/);
+    expect(() => adaptive({ algorithm: gradient({ growthFactor: 1 }) })).toThrow(/growthFactor/);
+    expect(() => adaptive({ growthFactor: 1.5 } as never)).toThrow(/growthFactor/);
     expect(() => adaptive({ targetUtilization: 1.5 })).toThrow(/targetUtilization/);
     expect(() => adaptive({ nope: 1 } as never)).toThrow(/nope/);
   });

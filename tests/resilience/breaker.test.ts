@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
+import { attachChain } from "../../lib/core/attach.ts";
 import { compose } from "../../lib/core/compose.ts";
 import { CircuitOpenError, ConfigError, DeadlineExceededError, PilotError } from "../../lib/shared/errors.ts";
 import type { Interceptor } from "../../lib/core/interceptor.ts";
@@ -210,10 +211,11 @@ describe("breaker interceptor", () => {
     const reader = new Reader();
     const provider = new MeterProvider({ readers: [reader] });
     const guard = breaker({ meterProvider: provider, recoveryMs: 60_000 });
-    guard.attach!({
+    attachChain([guard], {
       name: "main",
       primaryLane: "primary",
-      interceptors: new Map(),
+      meterProvider: undefined,
+      tracerProvider: undefined,
       lanes: new Map([["primary", { name: "primary", max: 1, host: "h", port: 1, database: "d", probe: async () => {} }]]),
     });
     const { run } = chain([guard], refused);

@@ -10,7 +10,7 @@ import type { LimitAlgorithm, LimitSample } from "./algorithm.ts";
 export interface AimdOptions {
   /** Multiply the limit by this on a bad window, 0 < backoff < 1. Default 0.9. */
   backoffRatio?: number;
-  /** A window whose mean RTT exceeds this is bad (ms; the seed's `response_time_threshold_ms`). Default 200. */
+  /** A window whose mean RTT exceeds this is bad (ms). Default 200. */
   latencyThresholdMs?: number;
 }
 
@@ -20,11 +20,11 @@ export interface AimdOptions {
  *
  * @example
  * ```ts
- * const algorithm = aimd({ latencyThresholdMs: 200 });
+ * const algorithm = aimdLimit({ latencyThresholdMs: 200 });
  * algorithm.next(10, { rttMs: 250, minRttMs: 5, maxInFlight: 10, queued: 3, count: 20, drops: 0 }); // 9
  * ```
  */
-export function aimd(options: AimdOptions = {}): LimitAlgorithm {
+export function aimdLimit(options: AimdOptions = {}): LimitAlgorithm {
   const backoff = options.backoffRatio ?? 0.9;
   const threshold = options.latencyThresholdMs ?? 200;
   return {

@@ -10,10 +10,10 @@ import type { LimitAlgorithm } from "./algorithm.ts";
  *
  * @example
  * ```ts
- * const algorithm = fixed();
+ * const algorithm = fixedLimit();
  * algorithm.next(10, sample); // 10
  * ```
  */
-export function fixed(): LimitAlgorithm {
+export function fixedLimit(): LimitAlgorithm {
   return { name: "fixed", next: (limit) => limit };
 }

@@ -128,8 +128,8 @@ export class HoltForecaster {
  * Connections needed for a request rate by Little's law, at a target utilization:
  * `ceil(ratePerSecond × latencyMs / 1000 / targetUtilization)`.
  *
- * (The seed computed `rate / utilization` and called it a pool size — requests per second are
- * not connections; the time each request holds a connection is the missing factor.)
+ * Requests per second alone are not connections: the time each request holds a connection is
+ * the factor that turns a rate into a pool size (docs/origins.md shows the formula this replaces).
  *
  * @example
  * ```ts

@@ -28,12 +28,12 @@ export interface GradientOptions {
  *
  * @example
  * ```ts
- * const algorithm = gradient({ tolerance: 1.5, smoothing: 0.2 });
+ * const algorithm = gradientLimit({ tolerance: 1.5, smoothing: 0.2 });
  * let limit = 10;
  * limit = algorithm.next(limit, { rttMs: 2, minRttMs: 1, maxInFlight: 10, queued: 4, count: 50, drops: 0 });
  * ```
  */
-export function gradient(options: GradientOptions = {}): LimitAlgorithm {
+export function gradientLimit(options: GradientOptions = {}): LimitAlgorithm {
   const tolerance = options.tolerance ?? 1.5;
   const smoothing = options.smoothing ?? 0.2;
   const growthFactor = options.growthFactor ?? 1.8;

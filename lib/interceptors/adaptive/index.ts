@@ -1,7 +1,7 @@
 /**
  * `adaptive()`: an admission limiter in front of each lane's pool, with a FIFO queue, load
  * shedding, a limit that adapts to measured latency, a load monitor, arrival-rate forecasting
- * and pre-warming (DESIGN §3; docs/adaptive.md).
+ * and pre-warming (docs/adaptive.md).
  *
  * postgres.js fixes `max` at creation and, past it, pipelines queries onto busy connections —
  * which, in 3.4.9, leaves the pool slower for good after a burst. So "adaptive pool size" here is
@@ -12,25 +12,22 @@
  * @module
  */
 import type { MeterProvider } from "@opentelemetry/api";
+import { Listeners, type Subscription } from "../../shared/listeners.ts";
 import * as v from "valibot";
-import { atLeast, integerAtLeast, parseOptions } from "../../shared/config.ts";
+import { atLeast, integerAtLeast, METER_PROVIDER, parseOptions } from "../../shared/config.ts";
 import { ConfigError, PilotError } from "../../shared/errors.ts";
 import type { HealthReport, Interceptor, Next, PilotContext } from "../../core/interceptor.ts";
-import type { RawQuery } from "../../core/postgres-internals.ts";
+import { poolSendOf } from "../../core/lanes.ts";
 import type { Operation } from "../../core/operation.ts";
 import { ATTR } from "../../telemetry/names.ts";
 import { pgpilotMeter } from "../../telemetry/otel.ts";
-import { reportHookError, safely } from "../../shared/diag.ts";
-import type { LimitAlgorithm } from "./algorithm.ts";
-import { aimd } from "./aimd.ts";
-import { fixed } from "./fixed.ts";
-import { gradient } from "./gradient.ts";
+import { reportHookError } from "../../shared/diag.ts";
+import { ALGORITHM, type LimitStrategy, strategyOf } from "./strategies.ts";
 import { AdaptiveLane, type AdaptiveLaneStats, type LimitChange } from "./lane.ts";
 import { everyInterval } from "./load-monitor.ts";
 import { adaptiveInstruments, type AdaptiveCounters } from "./metrics.ts";
 import { Pipeline } from "../../pipeline/pipeline.ts";
 import type { AbortSource } from "./limiter.ts";
-import { vegas } from "./vegas.ts";
 
 /**
  * Pipelining is opt-in: with it on, a statement whose cached plan is invalidated by a schema
@@ -43,38 +40,34 @@ const fraction = v.pipe(v.number(), v.finite(), v.gtValue(0), v.maxValue(1));
 const positiveOrInfinite = v.pipe(v.number(), v.gtValue(0));
 
 const OPTIONS = v.strictObject({
-  algorithm: v.optional(v.picklist(["gradient", "vegas", "aimd", "fixed"]), "gradient"),
+  algorithm: v.optional(ALGORITHM, "gradient"),
   min: v.optional(integerAtLeast(1)),
   max: v.optional(integerAtLeast(1)),
   initial: v.optional(integerAtLeast(1)),
   pipelineDepth: v.optional(integerAtLeast(0), DEFAULT_PIPELINE_DEPTH),
   queueTimeoutMs: v.optional(positiveOrInfinite, 30_000),
   maxQueue: v.optional(v.union([integerAtLeast(0), v.literal(Infinity)]), 1000),
-  growthFactor: v.optional(v.pipe(v.number(), v.finite(), v.gtValue(1)), 1.8),
-  smoothing: v.optional(fraction, 0.2),
-  tolerance: v.optional(atLeast(1), 1.5),
-  backoffRatio: v.optional(v.pipe(v.number(), v.gtValue(0), v.ltValue(1)), 0.9),
-  latencyThresholdMs: v.optional(v.pipe(v.number(), v.finite(), v.gtValue(0)), 200),
   windowMs: v.optional(atLeast(1), 100),
   intervalMs: v.optional(atLeast(10), 1000),
   horizonMs: v.optional(atLeast(0), 3000),
   targetUtilization: v.optional(fraction, 0.7),
   prewarm: v.optional(v.boolean(), true),
   forecast: v.optional(v.strictObject({ alpha: v.optional(fraction, 0.8), beta: v.optional(fraction, 0.5) }), {}),
-  meterProvider: v.optional(v.custom<MeterProvider>(
-    (value) => typeof value === "object" && value !== null && typeof (value as MeterProvider).getMeter === "function",
-    "must be an OpenTelemetry MeterProvider",
-  )),
+  meterProvider: v.optional(METER_PROVIDER),
 });
 
 /** Options of {@link adaptive}. All are optional; docs/adaptive.md explains each. */
 export interface AdaptiveOptions {
-  /** How the limit adapts: `"gradient"` (default), `"vegas"`, `"aimd"` or `"fixed"`. */
-  algorithm?: "gradient" | "vegas" | "aimd" | "fixed";
-  /** Lowest limit (seed `min_pool_size`). Default 1. */
+  /**
+   * How the limit adapts: a strategy with its own knobs — `gradient({ growthFactor, smoothing,
+   * tolerance })` (default), `vegas({ growthFactor })`, `aimd({ backoffRatio, latencyThresholdMs })`,
+   * `fixed()` — or a strategy's name for its defaults.
+   */
+  algorithm?: LimitStrategy | "gradient" | "vegas" | "aimd" | "fixed";
+  /** Lowest limit. Default 1. */
   min?: number;
   /**
-   * Highest limit (operations in flight; seed `max_pool_size`). Default and cap: the lane's
+   * Highest limit (operations in flight). Default and cap: the lane's
    * postgres.js `max`, or when pipelining, the reservable connections × `pipelineDepth`.
    */
   max?: number;
@@ -86,23 +79,13 @@ export interface AdaptiveOptions {
    * a plan invalidated by a schema change hangs pipelined callers (docs/adaptive.md).
    */
   pipelineDepth?: number;
-  /** Longest wait for a permit, ms (seed `pool_timeout`); `Infinity` waits forever. Default 30 000. */
+  /** Longest wait for a permit, ms; `Infinity` waits forever. Default 30 000. */
   queueTimeoutMs?: number;
   /** Most waiters per lane; beyond, calls fail at once with `PoolSaturatedError`. Default 1000. */
   maxQueue?: number;
-  /** Growth cap per adjustment: next limit ≤ limit × growthFactor (seed `pool_growth_factor`). Default 1.8. */
-  growthFactor?: number;
-  /** Gradient: weight of each window's target in the limit, 0 < s ≤ 1. Default 0.2. */
-  smoothing?: number;
-  /** Gradient: how much the short-term RTT may exceed the long-term RTT before the limit falls. Default 1.5. */
-  tolerance?: number;
-  /** AIMD: multiply the limit by this on a bad window. Default 0.9. */
-  backoffRatio?: number;
-  /** AIMD: a window with a mean RTT above this (ms) is bad (seed `response_time_threshold_ms`). Default 200. */
-  latencyThresholdMs?: number;
   /** Shortest sampling window of the limit algorithm, ms (it also needs 10 query samples). Default 100. */
   windowMs?: number;
-  /** Load monitor interval, ms (seed `monitoring_interval`). Default 1000. */
+  /** Load monitor interval, ms. Default 1000. */
   intervalMs?: number;
   /** How far ahead the arrival rate is forecast, ms (rounded to whole intervals, at least one). Default 3000. */
   horizonMs?: number;
@@ -112,7 +95,7 @@ export interface AdaptiveOptions {
   prewarm?: boolean;
   /** Holt's smoothing factors for the arrival-rate forecast. Default `{ alpha: 0.8, beta: 0.5 }`. */
   forecast?: { alpha?: number; beta?: number };
-  /** Where metrics go. Default: the global OpenTelemetry meter provider. */
+  /** Where metrics go. Default: the provider given to `pilot()`, else the global one. */
   meterProvider?: MeterProvider;
 }
 
@@ -139,7 +122,7 @@ export interface AdaptiveInterceptor extends Interceptor {
    */
   prewarm(lane: string, connections: number): Promise<number>;
   /** Listen to limit changes; returns a handle whose `dispose()` stops listening. */
-  onLimitChange(listener: (change: LimitChange) => void): { dispose(): void };
+  onLimitChange(listener: (change: LimitChange) => void): Subscription;
   stats(): AdaptiveStats;
   health(): HealthReport;
 }
@@ -176,27 +159,16 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
   }
   const horizonSteps = Math.max(1, Math.round(config.horizonMs / config.intervalMs));
   const lanes = new Map<string, AdaptiveLane>();
-  const listeners = new Set<(change: LimitChange) => void>();
+  const listeners = new Listeners<LimitChange>("adaptive.onLimitChange");
   let context: PilotContext | undefined;
   let counters: AdaptiveCounters | undefined;
   let stopMonitor: (() => void) | undefined;
 
   const emit = (change: LimitChange) => {
-    for (const listener of listeners) safely("adaptive.onLimitChange", listener, change);
+    listeners.emit(change);
   };
 
-  function algorithmFor(): LimitAlgorithm {
-    switch (config.algorithm) {
-      case "vegas":
-        return vegas({ growthFactor: config.growthFactor });
-      case "aimd":
-        return aimd({ backoffRatio: config.backoffRatio, latencyThresholdMs: config.latencyThresholdMs });
-      case "fixed":
-        return fixed();
-      default:
-        return gradient({ growthFactor: config.growthFactor, smoothing: config.smoothing, tolerance: config.tolerance });
-    }
-  }
+  const strategy = strategyOf(config.algorithm);
 
   function createLane(name: string): AdaptiveLane {
     const info = context?.lanes.get(name);
@@ -211,8 +183,7 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
         poolMax,
         maxConnections,
         reserve: info.reserve,
-        // pilot's lanes carry their postgres.js pool handler (lib/lanes.ts); other LaneInfo may not.
-        fallback: (info as Partial<{ handler: (query: RawQuery) => void }>).handler,
+        fallback: poolSendOf(info),
       })
       : undefined;
     // Without pipelining each operation in flight holds a connection; with it, `depth` queries
@@ -230,7 +201,7 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
       queueTimeoutMs: config.queueTimeoutMs,
       maxQueue: config.maxQueue,
       windowMs: config.windowMs,
-      algorithm: algorithmFor(),
+      algorithm: strategy.create(),
       intervalMs: config.intervalMs,
       horizonSteps,
       forecast: { alpha: config.forecast.alpha, beta: config.forecast.beta },
@@ -247,12 +218,17 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
 
   const laneOf = (name: string): AdaptiveLane => lanes.get(name) ?? createLane(name);
 
+  const pending = (lane: string): number => lanes.get(lane)?.limiter.pending ?? 0;
+  const laneAvailable = (lane: string): boolean => !(lanes.get(lane)?.saturated ?? false);
+
   const interceptor: AdaptiveInterceptor = {
     name: "adaptive",
+    stage: "limit",
+    provides: { queueDepth: pending, laneAvailable },
 
     attach(pilotContext: PilotContext): void {
       context = pilotContext;
-      counters = adaptiveInstruments(pgpilotMeter(config.meterProvider), () => lanes.values());
+      counters = adaptiveInstruments(pgpilotMeter(config.meterProvider ?? pilotContext.meterProvider), () => lanes.values());
       for (const name of pilotContext.lanes.keys()) createLane(name);
       stopMonitor = everyInterval(config.intervalMs, (lagMs) => {
         const now = performance.now();
@@ -270,26 +246,23 @@ export function adaptive(options?: AdaptiveOptions): AdaptiveInterceptor {
     intercept(op: Operation, next: Next): Promise<unknown> {
       // Children run on the connection their transaction or reservation holds a permit for;
       // LISTEN runs on postgres.js's own dedicated connection, outside the pool.
-      if (op.parent !== undefined || (op.query === undefined && op.kind === "query")) return next();
+      if (op.parent !== undefined || op.kind === "listen") return next();
       const lane = lanes.get(op.lane) ?? laneOf(op.lane);
       lane.load.arrivals++;
       if (lane.limiter.tryAcquire()) return lane.run(op, next);
       return lane.limiter.acquire(abortSource(op)).then(() => lane.run(op, next));
     },
 
-    pending: (lane) => lanes.get(lane)?.limiter.pending ?? 0,
+    pending,
     limit: (lane) => lanes.get(lane)?.limiter.limit ?? context?.lanes.get(lane)?.max ?? 0,
     inFlight: (lane) => lanes.get(lane)?.limiter.inFlight ?? 0,
-    laneAvailable: (lane) => !(lanes.get(lane)?.saturated ?? false),
+    laneAvailable,
     prewarm: (lane, connections) => laneOf(lane).prewarm(connections),
 
-    onLimitChange(listener) {
-      listeners.add(listener);
-      return { dispose: () => void listeners.delete(listener) };
-    },
+    onLimitChange: (listener) => listeners.add(listener),
 
     stats(): AdaptiveStats {
-      const stats: AdaptiveStats = { algorithm: config.algorithm, lanes: {} };
+      const stats: AdaptiveStats = { algorithm: strategy.name, lanes: {} };
       for (const lane of lanes.values()) stats.lanes[lane.name] = lane.stats();
       return stats;
     },

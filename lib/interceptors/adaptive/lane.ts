@@ -13,6 +13,7 @@ import { clamp, type LimitAlgorithm } from "./algorithm.ts";
 import { type ForecastAccuracy, HoltForecaster } from "./forecast.ts";
 import { Limiter } from "./limiter.ts";
 import { LoadWindow, type LoadSnapshot } from "./load-monitor.ts";
+import { sendOf, sendThrough, sentQuery } from "../../core/dispatch.ts";
 import { isPipelineSend, type Pipeline, type PipelineStats, type ReservedConnection } from "../../pipeline/pipeline.ts";
 import type { AdaptiveCounters, LaneGauges } from "./metrics.ts";
 import { planPrewarm, type PrewarmPlan, WarmTracker } from "./prewarm.ts";
@@ -88,8 +89,9 @@ const PIPELINED_COMMANDS = new Set(["SELECT", "INSERT", "UPDATE", "DELETE", "MER
  */
 function pipelinable(op: Operation): boolean {
   const query = op.query;
-  if (op.kind !== "query" || query === undefined || op.task !== undefined || op.parent !== undefined) return false;
-  if (op.via !== undefined && !isPipelineSend(op.via)) return false;
+  if (op.kind !== "query" || query === undefined || op.parent !== undefined) return false;
+  const send = sendOf(op);
+  if (send !== undefined && !isPipelineSend(send)) return false;
   if (query.cursorFn !== undefined || query.forEachFn !== undefined) return false;
   if (!PIPELINED_COMMANDS.has(op.command)) return false;
   return !(query.options.simple === true && query.strings[0]!.includes(";"));
@@ -180,10 +182,10 @@ export class AdaptiveLane implements LaneGauges {
     let connection: ReservedConnection | undefined;
     if (pipeline !== undefined) {
       if (pipelinable(op)) connection = pipeline.pick(inFlight, this.#pooled, start);
-      if (connection !== undefined) op.via = connection.send;
+      if (connection !== undefined) sendThrough(op, connection.send);
       else {
         // A retried operation may still point at the connection its last attempt used.
-        if (isPipelineSend(op.via)) op.via = undefined;
+        if (isPipelineSend(sendOf(op))) sendThrough(op, undefined);
         if (++this.#pooled + pipeline.held > this.#settings.poolMax) pipeline.yieldOne();
       }
     }
@@ -206,7 +208,7 @@ export class AdaptiveLane implements LaneGauges {
   #settle(start: number, sampled: boolean, error: unknown, op: Operation, connection: ReservedConnection | undefined): void {
     const end = performance.now();
     const pipeline = this.#settings.pipeline;
-    if (connection !== undefined) pipeline!.settle(connection, op.current, error, end);
+    if (connection !== undefined) pipeline!.settle(connection, sentQuery(op), error, end);
     else if (pipeline !== undefined) this.#pooled--;
     const held = end - start;
     this.load.finish(end, this.limiter.inFlight, held, error === undefined);

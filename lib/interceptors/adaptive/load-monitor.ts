@@ -2,7 +2,7 @@
  * The load monitor: per-lane counters the hot path bumps, turned into a snapshot every
  * `intervalMs` (rates, utilization, latency percentiles, error rate, load factor), and a
  * runtime-agnostic event-loop lag probe (timer drift). No host CPU or memory sampling: the
- * seed sampled the application host, which says nothing about the database.
+ * application host's load says nothing about the database.
  *
  * @module
  */

@@ -22,11 +22,11 @@ export interface VegasOptions {
  *
  * @example
  * ```ts
- * const algorithm = vegas();
+ * const algorithm = vegasLimit();
  * algorithm.next(10, { rttMs: 4, minRttMs: 1, maxInFlight: 10, queued: 0, count: 40, drops: 0 });
  * ```
  */
-export function vegas(options: VegasOptions = {}): LimitAlgorithm {
+export function vegasLimit(options: VegasOptions = {}): LimitAlgorithm {
   const growthFactor = options.growthFactor ?? 1.8;
   const probeEvery = options.probeEvery ?? 1000;
   let rttNoLoad = Infinity;

@@ -1,12 +1,12 @@
 /**
  * `affinity()`: routes each operation to a lane by what it is — writes and transactions to the
  * primary, reads to the read lanes, learned-slow patterns to the slow (analytics) lane, reads of
- * recently written tables back to the primary (DESIGN §3). The rules are in lib/interceptors/affinity/router.ts.
+ * recently written tables back to the primary. The rules are in lib/interceptors/affinity/router.ts.
  *
  * @module
  */
 import type { Counter } from "@opentelemetry/api";
-import { ConfigError } from "../../shared/errors.ts";
+import { Listeners, type Subscription } from "../../shared/listeners.ts";
 import type { HealthReport, Interceptor, Next, PilotContext } from "../../core/interceptor.ts";
 import type { Operation } from "../../core/operation.ts";
 import { type AffinityOptions, checkLanes, resolveAffinityOptions } from "./options.ts";
@@ -16,8 +16,8 @@ import { ROUTING_REASONS, type Route, Router, type RoutingReason } from "./route
 import { type TouchedTables, touchedTables } from "./tables.ts";
 import { ATTR } from "../../telemetry/names.ts";
 import { pgpilotMeter } from "../../telemetry/otel.ts";
-import { laneAvailability } from "../../core/lane-availability.ts";
-import { reportHookError, safely } from "../../shared/diag.ts";
+import { connectionOf } from "../../core/dispatch.ts";
+import { reportHookError } from "../../shared/diag.ts";
 
 export type { AffinityOptions } from "./options.ts";
 export type { PatternChange, PatternEvidence, PatternState } from "./patterns.ts";
@@ -85,7 +85,7 @@ export interface AffinityInterceptor extends Interceptor {
   stats(): AffinityStats;
   health(): HealthReport;
   /** Listen for learned patterns moving between fast and slow. */
-  onPatternChange(listener: (change: PatternChange) => void): { dispose(): void };
+  onPatternChange(listener: (change: PatternChange) => void): Subscription;
 }
 
 /**
@@ -119,14 +119,14 @@ export interface AffinityInterceptor extends Interceptor {
  */
 export function affinity(options?: AffinityOptions): AffinityInterceptor {
   const config = resolveAffinityOptions(options);
-  const listeners = new Set<(change: PatternChange) => void>();
+  const listeners = new Listeners<PatternChange>("affinity.onPatternChange");
   const patterns = new PatternTracker({
     slowMs: config.slowMs,
     recoverMs: config.recoverMs,
     minSamples: config.minSamples,
     maxPatterns: config.maxPatterns,
     onChange: (change) => {
-      for (const listener of listeners) safely("affinity.onPatternChange", listener, change);
+      listeners.emit(change);
     },
   });
   const recentWrites = new RecentWrites({ windowMs: config.readYourWritesMs, maxTables: config.maxWrittenTables });
@@ -148,8 +148,8 @@ export function affinity(options?: AffinityOptions): AffinityInterceptor {
    * fast query behind an analytic one would otherwise look slow itself.
    */
   function ownDuration(op: Operation, now: number): number {
-    const connection = (op.current as { state?: unknown } | undefined)?.state;
-    if (typeof connection !== "object" || connection === null) return now - op.dispatchedAt;
+    const connection = connectionOf(op);
+    if (connection === undefined) return now - op.dispatchedAt;
     const previous = lastSettled.get(connection);
     lastSettled.set(connection, now);
     return now - (previous !== undefined && previous > op.dispatchedAt ? previous : op.dispatchedAt);
@@ -193,11 +193,9 @@ export function affinity(options?: AffinityOptions): AffinityInterceptor {
 
   const self: AffinityInterceptor = {
     name: "affinity",
+    stage: "route",
 
     attach(context: PilotContext): void {
-      if (router !== undefined) {
-        throw new ConfigError("affinity", [{ path: "", message: "an affinity() instance belongs to one pilot(); create one per pilot" }]);
-      }
       const { reads, slow } = checkLanes(config, context.lanes, context.primaryLane);
       router = new Router({
         lanes: context.lanes,
@@ -206,12 +204,12 @@ export function affinity(options?: AffinityOptions): AffinityInterceptor {
         slow,
         patterns,
         recentWrites,
-        available: laneAvailability(context, self),
+        available: (lane) => context.capabilities.laneAvailable(lane),
         attributes: { [ATTR.POOL_NAME]: context.name },
       });
       learning = slow !== undefined;
       try {
-        const meter = pgpilotMeter(config.meterProvider);
+        const meter = pgpilotMeter(config.meterProvider ?? context.meterProvider);
         routedCounter = meter.createCounter(AFFINITY_METRIC.ROUTED, {
           description: "Operations routed to a lane, by lane and reason",
           unit: "{operation}",
@@ -241,7 +239,6 @@ export function affinity(options?: AffinityOptions): AffinityInterceptor {
       const route = router.route(op);
       const lane = route.lane;
       op.lane = lane.name;
-      op.attributes[AFFINITY_REASON_ATTRIBUTE] = route.reason;
       count(route);
       if (op.kind === "query" && op.readOnly) {
         readsRouted++;
@@ -311,10 +308,7 @@ export function affinity(options?: AffinityOptions): AffinityInterceptor {
       };
     },
 
-    onPatternChange(listener: (change: PatternChange) => void): { dispose(): void } {
-      listeners.add(listener);
-      return { dispose: () => void listeners.delete(listener) };
-    },
+    onPatternChange: (listener) => listeners.add(listener),
   };
   return self;
 }

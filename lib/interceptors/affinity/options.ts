@@ -5,7 +5,7 @@
  */
 import type { MeterProvider } from "@opentelemetry/api";
 import * as v from "valibot";
-import { atLeast, integerAtLeast, parseOptions } from "../../shared/config.ts";
+import { atLeast, integerAtLeast, parseOptions, METER_PROVIDER } from "../../shared/config.ts";
 import { ConfigError } from "../../shared/errors.ts";
 import type { LaneInfo } from "../../core/interceptor.ts";
 
@@ -58,10 +58,7 @@ const SCHEMA = v.strictObject({
   maxPatterns: v.optional(integerAtLeast(1), 1000),
   readYourWritesMs: v.optional(atLeast(0), 1000),
   maxWrittenTables: v.optional(integerAtLeast(1), 10_000),
-  meterProvider: v.optional(v.custom<MeterProvider>(
-    (value) => typeof value === "object" && value !== null && typeof (value as MeterProvider).getMeter === "function",
-    "must be an OpenTelemetry MeterProvider",
-  )),
+  meterProvider: v.optional(METER_PROVIDER),
 });
 
 /**

@@ -1,5 +1,5 @@
 /**
- * `breaker()`: a multi-level circuit breaker, one circuit per lane (DESIGN §3).
+ * `breaker()`: a multi-level circuit breaker, one circuit per lane.
  *
  * Each failure is classified (lib/shared/classify.ts); `connection`, `timeout`, `transaction` and
  * `resource` failures count against their own threshold within a sliding window, and all of them
@@ -21,7 +21,7 @@ import type { Operation } from "../../core/operation.ts";
 import { reportHookError } from "../../shared/diag.ts";
 import { pgpilotMeter } from "../../telemetry/otel.ts";
 import { Circuit, type CircuitSnapshot, type CircuitStateName, type CircuitTransition, REJECTED } from "./circuit.ts";
-import { type Disposable, Listeners } from "../../shared/listeners.ts";
+import { type Subscription, Listeners } from "../../shared/listeners.ts";
 import { type BreakerConfig, type BreakerOptions, parseBreakerOptions } from "./options.ts";
 import { ActiveProbe } from "./probe.ts";
 import { BreakerTelemetry } from "./telemetry.ts";
@@ -29,7 +29,7 @@ import type { CountedCategory } from "../../shared/failure-window.ts";
 
 export type { BreakerOptions } from "./options.ts";
 export type { CircuitSnapshot, CircuitStateName, CircuitTransition } from "./circuit.ts";
-export type { Disposable } from "../../shared/listeners.ts";
+export type { Subscription } from "../../shared/listeners.ts";
 export type { CountedCategory } from "../../shared/failure-window.ts";
 export { BREAKER_ATTR, BREAKER_METRIC } from "./telemetry.ts";
 
@@ -67,13 +67,16 @@ export interface BreakerStats {
   lanes: Record<string, LaneBreakerStats>;
 }
 
+/** @deprecated Use `BreakerInterceptor`. */
+export type Breaker = BreakerInterceptor;
+
 /** The interceptor `breaker()` returns. */
-export interface Breaker extends Interceptor {
+export interface BreakerInterceptor extends Interceptor {
   readonly name: "breaker";
   /** Listen to state changes of any lane's circuit. */
-  onStateChange(listener: (transition: CircuitTransition) => void): Disposable;
+  onStateChange(listener: (transition: CircuitTransition) => void): Subscription;
   /** Listen to rejected calls. */
-  onReject(listener: (rejection: BreakerRejection) => void): Disposable;
+  onReject(listener: (rejection: BreakerRejection) => void): Subscription;
   /** State of a lane's circuit (`closed` for a lane it has not seen). */
   state(lane: string): CircuitStateName;
   /**
@@ -109,7 +112,7 @@ interface Lane {
  * }
  * ```
  */
-export function breaker(options?: BreakerOptions): Breaker {
+export function breaker(options?: BreakerOptions): BreakerInterceptor {
   const config: BreakerConfig = parseBreakerOptions(options);
   const lanes = new Map<string, Lane>();
   const stateChanges = new Listeners<CircuitTransition>("breaker.onStateChange");
@@ -215,13 +218,24 @@ export function breaker(options?: BreakerOptions): Breaker {
   // Lanes named in a persisted state exist from the start, so state() and stats() show them.
   for (const name of Object.keys(config.initialState)) laneOf(name);
 
+  // With active probing the breaker tests a recovering lane itself: routing keeps user calls
+  // off it until the probes have closed the circuit, instead of letting them probe a lane
+  // that may still be down. Without it, user calls are the probes.
+  function laneAvailable(lane: string): boolean {
+    const circuit = lanes.get(lane)?.circuit;
+    if (circuit === undefined) return true;
+    return config.activeProbing ? circuit.state.name === "closed" : circuit.available();
+  }
+
   return {
     name: "breaker",
+    stage: "admit",
+    provides: { laneAvailable },
 
     attach(attached) {
       context = attached;
       try {
-        telemetry = new BreakerTelemetry(pgpilotMeter(config.meterProvider), attached.name, () => circuits());
+        telemetry = new BreakerTelemetry(pgpilotMeter(config.meterProvider ?? attached.meterProvider), attached.name, () => circuits());
       } catch (error) {
         reportHookError("breaker.metrics", error);
       }
@@ -243,14 +257,7 @@ export function breaker(options?: BreakerOptions): Breaker {
 
     state: (lane) => lanes.get(lane)?.circuit.state.name ?? "closed",
 
-    // With active probing the breaker tests a recovering lane itself: routing keeps user calls
-    // off it until the probes have closed the circuit, instead of letting them probe a lane
-    // that may still be down. Without it, user calls are the probes.
-    laneAvailable: (lane) => {
-      const circuit = lanes.get(lane)?.circuit;
-      if (circuit === undefined) return true;
-      return config.activeProbing ? circuit.state.name === "closed" : circuit.available();
-    },
+    laneAvailable,
 
     stats() {
       const result: BreakerStats = { lanes: {} };

@@ -1,7 +1,6 @@
 /**
- * The breaker's metrics (names under `pgpilot.`, DESIGN §3): the state of each lane's circuit as
- * a gauge (0 healthy/closed, 1 degraded/half-open, 2 failed/open — the seed's
- * `db_circuit_breaker_state`), transitions and rejections as counters. Attributes are bounded:
+ * The breaker's metrics (names under `pgpilot.`): the state of each lane's circuit as
+ * a gauge (0 healthy/closed, 1 degraded/half-open, 2 failed/open), transitions and rejections as counters. Attributes are bounded:
  * pool, lane, state, category.
  *
  * @module
@@ -43,7 +42,7 @@ export const BREAKER_ATTR = {
 } as const;
 
 /**
- * Gauge value of each state (the seed's healthy / degraded / failed).
+ * Gauge value of each state.
  *
  * @example
  * ```ts

@@ -15,13 +15,13 @@ import { parseOptions } from "../../shared/config.ts";
 import { DeadlineExceededError, isPilotError } from "../../shared/errors.ts";
 import type { Interceptor } from "../../core/interceptor.ts";
 import type { Operation } from "../../core/operation.ts";
-import { type Disposable, Listeners } from "../../shared/listeners.ts";
+import { type Subscription, Listeners } from "../../shared/listeners.ts";
 
 /** Options of `deadline()`. */
 export interface DeadlineOptions {
   /**
    * Budget of every operation in milliseconds, queue wait and retries included. A call overrides
-   * it with `sql.with({ timeoutMs })`. Default 30 000 (the seed's 30 s pool timeout).
+   * it with `sql.with({ timeoutMs })`. Default 30 000.
    */
   timeoutMs?: number;
 }
@@ -37,11 +37,14 @@ export interface DeadlineExpiry {
   readonly dispatched: boolean;
 }
 
+/** @deprecated Use `DeadlineInterceptor`. */
+export type Deadline = DeadlineInterceptor;
+
 /** The interceptor `deadline()` returns. */
-export interface Deadline extends Interceptor {
+export interface DeadlineInterceptor extends Interceptor {
   readonly name: "deadline";
   /** Listen to expiries. */
-  onExpire(listener: (expiry: DeadlineExpiry) => void): Disposable;
+  onExpire(listener: (expiry: DeadlineExpiry) => void): Subscription;
   stats(): { timeoutMs: number; expired: number };
 }
 
@@ -59,7 +62,7 @@ const OPTIONS = v.strictObject({
  * await sql.with({ timeoutMs: 200 })`select pg_sleep(10)`; // DeadlineExceededError after 200 ms, cancelled on the server
  * ```
  */
-export function deadline(options?: DeadlineOptions): Deadline {
+export function deadline(options?: DeadlineOptions): DeadlineInterceptor {
   const config = parseOptions("deadline", OPTIONS, options);
   const expiries = new Listeners<DeadlineExpiry>("deadline.onExpire");
   let expired = 0;
@@ -77,6 +80,7 @@ export function deadline(options?: DeadlineOptions): Deadline {
 
   return {
     name: "deadline",
+    stage: "budget",
 
     intercept(op, next) {
       // Inner queries follow their transaction's signal; only their errors need translating.

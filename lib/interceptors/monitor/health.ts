@@ -10,7 +10,7 @@ import type { LaneUsage } from "./pool-accounting.ts";
 
 /** Thresholds of the vote (`monitor({ health })`). */
 export interface HealthThresholds {
-  /** p95 latency over the window above this (ms) → degraded. Seed: `response_time_threshold_ms`. */
+  /** p95 latency over the window above this (ms) → degraded. */
   latencyMs: number;
   /** Share of failed operations over the window at or above this → degraded. */
   errorRateDegraded: number;

@@ -1,6 +1,6 @@
 /**
  * `monitor()`: OpenTelemetry semconv metrics, pool accounting, slow queries and client-side
- * per-pattern statistics, with bounded memory (DESIGN §3).
+ * per-pattern statistics, with bounded memory.
  *
  * Put it after `tracing()` and before routing, admission and retries —
  * `[tracing(), monitor(), affinity(), deadline(), retry(), breaker(), adaptive()]` — so it sees
@@ -9,17 +9,19 @@
  * @module
  */
 import { metrics } from "@opentelemetry/api";
-import { classify, errorCode, FAILURE_CATEGORIES, type FailureCategory } from "../../shared/classify.ts";
+import { Listeners, type Subscription } from "../../shared/listeners.ts";
+import { classify, FAILURE_CATEGORIES, type FailureCategory } from "../../shared/classify.ts";
+import { isPilotError } from "../../shared/errors.ts";
 import type { HealthReport, Interceptor, LaneInfo, Next, PilotContext } from "../../core/interceptor.ts";
 import type { Operation } from "../../core/operation.ts";
-import { reportHookError, safely } from "../../shared/diag.ts";
+import { reportHookError } from "../../shared/diag.ts";
 import { LogHistogram } from "../../shared/log-histogram.ts";
 import { MetricAttributes } from "../../telemetry/metric-attributes.ts";
 import { observe } from "../../telemetry/observe.ts";
 import { linkedMetricProducer, type PgpilotMetricProducer } from "../../telemetry/metric-producer.ts";
 import { pgpilotMeter } from "../../telemetry/otel.ts";
 import { type PatternSnapshot, PatternStats } from "./pattern-stats.ts";
-import { type LaneUsage, PoolAccounting, type QueueGauge } from "./pool-accounting.ts";
+import { type LaneUsage, PoolAccounting } from "./pool-accounting.ts";
 import { SlidingWindow } from "../../shared/sliding-window.ts";
 import { monitorHealth } from "./health.ts";
 import { createInstruments, type MonitorInstruments } from "./instruments.ts";
@@ -28,7 +30,7 @@ import { type MonitorOptions, parseMonitorOptions } from "./options.ts";
 export type { MonitorOptions } from "./options.ts";
 export type { HealthThresholds } from "./health.ts";
 export type { PatternSnapshot } from "./pattern-stats.ts";
-export type { LaneUsage, QueueGauge } from "./pool-accounting.ts";
+export type { LaneUsage } from "./pool-accounting.ts";
 
 /** What `onSlowQuery` listeners receive. No parameter values: `text` is parameterized/redacted. */
 export interface SlowQueryEvent {
@@ -83,16 +85,19 @@ export interface MonitorStats {
   attributeSets: { size: number; folded: number };
 }
 
+/** @deprecated Use `MonitorInterceptor`. */
+export type Monitor = MonitorInterceptor;
+
 /** The interceptor `monitor()` returns. */
-export interface Monitor extends Interceptor {
+export interface MonitorInterceptor extends Interceptor {
   readonly name: "monitor";
-  /** The slow-query threshold in ms (tracing reads it to add a span event). */
+  /** The slow-query threshold in ms; provided to the chain (tracing adds a span event at it). */
   readonly slowQueryMs: number;
   /**
    * Call `listener` for every query at or above `slowQueryMs`. A throwing listener is reported
    * through OTel `diag`, never to the query.
    */
-  onSlowQuery(listener: (event: SlowQueryEvent) => void): { dispose(): void };
+  onSlowQuery(listener: (event: SlowQueryEvent) => void): Subscription;
   /** Per-pattern stats, heaviest by total time first. `includeText` adds the normalized text. */
   patterns(options?: { limit?: number; includeText?: boolean }): PatternSnapshot[];
   stats(): MonitorStats;
@@ -121,10 +126,10 @@ const round = (value: number): number => Math.round(value * 1000) / 1000;
  * sql.stats().monitor; // { totals: { queries: 1, … }, window: { queriesPerSecond, p95Ms, … }, … }
  * ```
  */
-export function monitor(options?: MonitorOptions): Monitor {
+export function monitor(options?: MonitorOptions): MonitorInterceptor {
   const config = parseMonitorOptions(options);
   const slowQueryMs = config.slowQueryMs;
-  const listeners = new Set<(event: SlowQueryEvent) => void>();
+  const listeners = new Listeners<SlowQueryEvent>("monitor.onSlowQuery");
   const patterns = new PatternStats(config.maxPatterns);
   const latency = new LogHistogram();
   const window = new SlidingWindow(config.windowSeconds);
@@ -140,6 +145,7 @@ export function monitor(options?: MonitorOptions): Monitor {
   let pool = new PoolAccounting(lanes);
   let attributes = new MetricAttributes("default", lanes, config.maxAttributeSets);
   let instruments: MonitorInstruments | undefined;
+  let meterProvider = config.meterProvider;
   let histograms: "sdk" | "local" = config.metricProducer ? "local" : "sdk";
 
   function settled(op: Operation, value: unknown, error: unknown, failed: boolean): void {
@@ -183,7 +189,7 @@ export function monitor(options?: MonitorOptions): Monitor {
     }
     if (slow) {
       totals.slow++;
-      if (listeners.size > 0) emitSlow(op, ms, failed);
+      if (!listeners.empty) emitSlow(op, ms, failed);
     }
   }
 
@@ -206,7 +212,7 @@ export function monitor(options?: MonitorOptions): Monitor {
     if (instruments === undefined) return;
     try {
       const set = attributes.pool(op.lane);
-      if (failed && errorCode(error) === "POOL_TIMEOUT") instruments.timeouts.add(1, set);
+      if (failed && isPilotError(error) && error.code === "POOL_TIMEOUT") instruments.timeouts.add(1, set);
       const waitMs = waitOf(op);
       if (waitMs === undefined) return;
       // Without a queue in the chain the only wait is postgres.js's own, which pgpilot cannot
@@ -239,13 +245,13 @@ export function monitor(options?: MonitorOptions): Monitor {
       failed,
       text: text.length > MAX_EVENT_TEXT ? text.slice(0, MAX_EVENT_TEXT) + "…" : text,
     };
-    for (const listener of listeners) safely("monitor.onSlowQuery", listener, event);
+    listeners.emit(event);
   }
 
   /** The producer to aggregate into: given, linked to the meter provider by pgpilot/prometheus, or none. */
   function metricProducer(): PgpilotMetricProducer | undefined {
     if (config.metricProducer !== undefined) return config.metricProducer || undefined;
-    return linkedMetricProducer(config.meterProvider ?? metrics.getMeterProvider());
+    return linkedMetricProducer(meterProvider ?? metrics.getMeterProvider());
   }
 
   function stats(): MonitorStats {
@@ -288,31 +294,30 @@ export function monitor(options?: MonitorOptions): Monitor {
 
   return {
     name: "monitor",
+    stage: "observe",
     slowQueryMs,
+    provides: { slowQueryMs },
     intercept(op: Operation, next: Next): Promise<unknown> {
       if (op.parent === undefined) pool.begin(op);
       return observe(next, (value, error, failed) => settled(op, value, error, failed));
     },
     attach(context: PilotContext): void {
       lanes = context.lanes;
-      pool = new PoolAccounting(lanes, queueOf(context.interceptors.get("adaptive")));
+      meterProvider = config.meterProvider ?? context.meterProvider;
+      const capabilities = context.capabilities;
+      pool = new PoolAccounting(lanes, capabilities.queues ? (lane) => capabilities.queueDepth(lane) : undefined);
       attributes = new MetricAttributes(context.name, lanes, config.maxAttributeSets);
       try {
         instruments?.detach();
         const producer = metricProducer();
         histograms = producer === undefined ? "sdk" : "local";
-        instruments = createInstruments(pgpilotMeter(config.meterProvider), lanes, attributes, pool, producer);
+        instruments = createInstruments(pgpilotMeter(meterProvider), lanes, attributes, pool, producer);
       } catch (error) {
         instruments = undefined;
         reportHookError("monitor.attach", error);
       }
     },
-    onSlowQuery(listener: (event: SlowQueryEvent) => void): { dispose(): void } {
-      // A fresh wrapper per subscription: the same function subscribed twice is called twice.
-      const subscription = (event: SlowQueryEvent) => listener(event);
-      listeners.add(subscription);
-      return { dispose: () => void listeners.delete(subscription) };
-    },
+    onSlowQuery: (listener) => listeners.add(listener),
     patterns(options?: { limit?: number; includeText?: boolean }): PatternSnapshot[] {
       return patterns.top(options?.limit ?? config.maxPatterns, { includeText: options?.includeText });
     },
@@ -330,13 +335,6 @@ export function monitor(options?: MonitorOptions): Monitor {
       listeners.clear();
     },
   };
-}
-
-/** `adaptive()` publishes its queue through `pending(lane)` (duck-typed: no import cycle). */
-function queueOf(candidate: Interceptor | undefined): QueueGauge | undefined {
-  return candidate !== undefined && typeof (candidate as Partial<QueueGauge>).pending === "function"
-    ? (candidate as unknown as QueueGauge)
-    : undefined;
 }
 
 /** Rows returned or affected: postgres.js puts `count` on its result arrays. */

@@ -6,8 +6,8 @@
  * - in flight: root operations (queries outside transactions, open transactions, live
  *   reservations) that have entered the chain and not settled. Children of a transaction or a
  *   reservation run on its connection and are not counted again.
- * - pending: operations waiting in pgpilot's own queue, as reported by `adaptive()` through its
- *   `pending(lane)`; 0 when there is no queue in the chain.
+ * - pending: operations waiting in pgpilot's own queue, as reported by the chain's `queueDepth`
+ *   capability (`adaptive()` provides it); 0 when there is no queue in the chain.
  * - used: in flight − pending, capped at the lane's `max`. postgres.js pipelines queries onto busy
  *   connections and queues the rest, so more than `max` operations can be "in flight" while at
  *   most `max` connections are busy; "used" is that busy-connection count. A transaction or a
@@ -21,15 +21,16 @@
  * @module
  */
 import type { LaneInfo } from "../../core/interceptor.ts";
-import type { Operation } from "../../core/operation.ts";
+import { type Operation, OperationSlot } from "../../core/operation.ts";
 
-/** A queue in front of the pool that can tell how many operations wait (adaptive()). */
-export interface QueueGauge {
-  /** Operations waiting for admission on `lane`. */
-  pending(lane: string): number;
-  /** The current concurrency limit of `lane`, when there is one. */
-  limit?(lane: string): number;
-}
+/** Operations waiting for admission on a lane, from a queue in front of the pool. */
+export type QueueDepth = (lane: string) => number;
+
+/**
+ * Index of an operation in the in-flight list of the accounting that holds it, -1 when in none.
+ * A slot, not a Set: hashing a fresh object per query costs about 2 µs in JavaScriptCore.
+ */
+const IN_FLIGHT = new OperationSlot<number>("monitor.inFlight", -1);
 
 /** The pool figures of one lane. */
 export interface LaneUsage {
@@ -52,14 +53,14 @@ export interface LaneUsage {
  * ```
  */
 export class PoolAccounting {
-  // Root operations in flight: an array indexed by `op.inFlightSlot` (O(1) add and swap-remove,
+  // Root operations in flight: an array indexed by the IN_FLIGHT slot (O(1) add and swap-remove,
   // no hashing). An operation another accounting already holds goes to the fallback set.
   readonly #open: Operation[] = [];
   readonly #elsewhere = new Set<Operation>();
   readonly #lanes: ReadonlyMap<string, LaneInfo>;
-  #queue: QueueGauge | undefined;
+  readonly #queue: QueueDepth | undefined;
 
-  constructor(lanes: ReadonlyMap<string, LaneInfo>, queue?: QueueGauge) {
+  constructor(lanes: ReadonlyMap<string, LaneInfo>, queue?: QueueDepth) {
     this.#lanes = lanes;
     this.#queue = queue;
   }
@@ -69,24 +70,19 @@ export class PoolAccounting {
     return this.#queue !== undefined;
   }
 
-  /** Use this queue's `pending(lane)` from now on. */
-  setQueue(queue: QueueGauge | undefined): void {
-    this.#queue = queue;
-  }
-
   /** A root operation entered the chain. */
   begin(op: Operation): void {
-    if (op.inFlightSlot !== -1) {
+    if (IN_FLIGHT.get(op) !== -1) {
       this.#elsewhere.add(op);
       return;
     }
-    op.inFlightSlot = this.#open.length;
+    IN_FLIGHT.set(op, this.#open.length);
     this.#open.push(op);
   }
 
   /** A root operation settled. */
   end(op: Operation): void {
-    const slot = op.inFlightSlot;
+    const slot = IN_FLIGHT.get(op);
     if (slot === -1 || this.#open[slot] !== op) {
       this.#elsewhere.delete(op);
       return;
@@ -94,9 +90,9 @@ export class PoolAccounting {
     const last = this.#open.pop()!;
     if (last !== op) {
       this.#open[slot] = last;
-      last.inFlightSlot = slot;
+      IN_FLIGHT.set(last, slot);
     }
-    op.inFlightSlot = -1;
+    IN_FLIGHT.set(op, -1);
   }
 
   /** Operations waiting in pgpilot's queue for `lane` (0 without one; never throws). */
@@ -104,7 +100,7 @@ export class PoolAccounting {
     const queue = this.#queue;
     if (queue === undefined) return 0;
     try {
-      const value = queue.pending(lane);
+      const value = queue(lane);
       return Number.isFinite(value) && value > 0 ? value : 0;
     } catch {
       return 0;

@@ -17,16 +17,15 @@
 import type { Attributes, Counter, MeterProvider } from "@opentelemetry/api";
 import * as v from "valibot";
 import { classify, errorCode } from "../../shared/classify.ts";
-import { integerAtLeast, parseOptions } from "../../shared/config.ts";
+import { integerAtLeast, parseOptions, METER_PROVIDER } from "../../shared/config.ts";
 import { ConfigError, isPilotError } from "../../shared/errors.ts";
 import type { Interceptor, Next, PilotContext } from "../../core/interceptor.ts";
 import type { Operation } from "../../core/operation.ts";
-import { laneAvailability } from "../../core/lane-availability.ts";
 import { reportHookError } from "../../shared/diag.ts";
 import { ATTR } from "../../telemetry/names.ts";
 import { pgpilotMeter } from "../../telemetry/otel.ts";
 import { type Backoff, exponentialBackoff } from "../../shared/backoff.ts";
-import { type Disposable, Listeners } from "../../shared/listeners.ts";
+import { type Subscription, Listeners } from "../../shared/listeners.ts";
 
 /** Options of `retry()`. */
 export interface RetryOptions {
@@ -71,12 +70,15 @@ export interface RetryStats {
   exhausted: number;
 }
 
+/** @deprecated Use `RetryInterceptor`. */
+export type Retry = RetryInterceptor;
+
 /** The interceptor `retry()` returns. */
-export interface Retry extends Interceptor {
+export interface RetryInterceptor extends Interceptor {
   readonly name: "retry";
   readonly retries: true;
   /** Listen to retries (called before the delay). */
-  onRetry(listener: (event: RetryEvent) => void): Disposable;
+  onRetry(listener: (event: RetryEvent) => void): Subscription;
   stats(): RetryStats;
 }
 
@@ -97,12 +99,7 @@ const SCHEMA = v.strictObject({
   maxDelayMs: v.optional(v.pipe(v.number(), v.finite(), v.minValue(0)), 1_000),
   transactions: v.optional(v.boolean(), true),
   reads: v.optional(v.boolean(), true),
-  meterProvider: v.optional(
-    v.custom<MeterProvider>(
-      (value) => typeof value === "object" && value !== null && typeof (value as MeterProvider).getMeter === "function",
-      "must be an OpenTelemetry MeterProvider",
-    ),
-  ),
+  meterProvider: v.optional(METER_PROVIDER),
 });
 
 /**
@@ -118,7 +115,7 @@ const SCHEMA = v.strictObject({
  * }); // re-run on 40001 until it commits (at most 5 attempts)
  * ```
  */
-export function retry(options?: RetryOptions): Retry {
+export function retry(options?: RetryOptions): RetryInterceptor {
   const config = parseOptions("retry", SCHEMA, options);
   if (config.maxDelayMs < config.baseDelayMs) {
     throw new ConfigError("retry", [{
@@ -138,7 +135,7 @@ export function retry(options?: RetryOptions): Retry {
   function eligible(op: Operation): boolean {
     if (op.parent !== undefined) return false;
     if (op.kind === "transaction") return config.transactions;
-    if (op.kind !== "query" || !config.reads || !op.readOnly || op.task !== undefined) return false;
+    if (op.kind !== "query" || !config.reads || !op.readOnly) return false;
     const query = op.query;
     return query !== undefined && query.cursorFn === undefined && query.forEachFn === undefined;
   }
@@ -204,13 +201,14 @@ export function retry(options?: RetryOptions): Retry {
 
   return {
     name: "retry",
+    stage: "retry",
     retries: true,
 
     attach(context: PilotContext) {
       pool = context.name;
-      laneOpen = laneAvailability(context, this);
+      laneOpen = (lane) => context.capabilities.laneAvailable(lane);
       try {
-        counter = pgpilotMeter(config.meterProvider).createCounter(RETRY_METRIC, {
+        counter = pgpilotMeter(config.meterProvider ?? context.meterProvider).createCounter(RETRY_METRIC, {
           description: "Attempts beyond the first, by lane and reason (serialization, deadlock, connection)",
           unit: "{retry}",
         });

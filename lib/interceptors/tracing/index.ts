@@ -1,5 +1,5 @@
 /**
- * `tracing()`: one OpenTelemetry CLIENT span per executed operation (DESIGN §3).
+ * `tracing()`: one OpenTelemetry CLIENT span per executed operation.
  *
  * - Spans are named `{db.operation.name} {db.collection.name}` (`SELECT users`); transactions
  *   and reservations get a `transaction` / `reserve` span, and the queries inside them are its
@@ -27,7 +27,7 @@ import {
   type TracerProvider,
 } from "@opentelemetry/api";
 import * as v from "valibot";
-import { integerAtLeast, parseOptions } from "../../shared/config.ts";
+import { integerAtLeast, parseOptions, TRACER_PROVIDER } from "../../shared/config.ts";
 import type { Interceptor, LaneInfo, Next, PilotContext } from "../../core/interceptor.ts";
 import type { Operation, OperationAnalysis } from "../../core/operation.ts";
 import { reportHookError } from "../../shared/diag.ts";
@@ -59,17 +59,15 @@ export interface TracingOptions {
   maxParameterLength?: number;
 }
 
+/** @deprecated Use `TracingInterceptor`. */
+export type Tracing = TracingInterceptor;
+
 /** The interceptor `tracing()` returns. */
-export interface Tracing extends Interceptor {
+export interface TracingInterceptor extends Interceptor {
   readonly name: "tracing";
   /** The span of a running transaction or reservation (for instrumentation that wants to nest under it). */
   spanOf(op: Operation): Span | undefined;
 }
-
-const TRACER_PROVIDER = v.custom<TracerProvider>(
-  (value) => typeof value === "object" && value !== null && typeof (value as TracerProvider).getTracer === "function",
-  "must be an OpenTelemetry TracerProvider (an object with getTracer())",
-);
 
 const OPTIONS = v.strictObject({
   tracerProvider: v.optional(TRACER_PROVIDER),
@@ -110,7 +108,7 @@ export const SLOW_QUERY_EVENT = "pgpilot.slow_query";
  * }); // one "transaction" span with one "UPDATE accounts" child
  * ```
  */
-export function tracing(options?: TracingOptions): Tracing {
+export function tracing(options?: TracingOptions): TracingInterceptor {
   const config = parseOptions("tracing", OPTIONS, options);
   const spans = new WeakMap<Operation, Span>();
   let descriptions = new WeakMap<OperationAnalysis, Description>();
@@ -119,6 +117,7 @@ export function tracing(options?: TracingOptions): Tracing {
   let poolName = "default";
   let tracer: Tracer | undefined;
   let slowQueryMs: number | undefined;
+  let tracerProvider = config.tracerProvider;
 
   /** Name and start attributes for `op` on `lane`, cached per analysis (and lane). */
   function describe(op: Operation, lane: string): Description {
@@ -127,7 +126,7 @@ export function tracing(options?: TracingOptions): Tracing {
     if (cached !== undefined && cached.lane === lane) return cached;
     const attributes: Attributes = { [ATTR.DB_SYSTEM_NAME]: DB_SYSTEM };
     let name: string;
-    if (op.kind === "query") {
+    if (op.kind === "query" || op.kind === "listen") {
       attributes[ATTR.DB_OPERATION_NAME] = analysis.command;
       if (analysis.collection !== undefined) attributes[ATTR.DB_COLLECTION_NAME] = analysis.collection;
       const text = analysis.text;
@@ -171,13 +170,13 @@ export function tracing(options?: TracingOptions): Tracing {
       return undefined;
     }
     const description = describe(op, op.lane);
-    tracer ??= pgpilotTracer(config.tracerProvider);
+    tracer ??= pgpilotTracer(tracerProvider);
     const span = tracer.startSpan(
       description.name,
       { kind: SpanKind.CLIENT, attributes: description.attributes },
       parentContext,
     );
-    if (op.kind !== "query") spans.set(op, span);
+    if (op.kind === "transaction" || op.kind === "reserve") spans.set(op, span);
     else if (span.isRecording()) {
       if (config.captureParameters) captureParameters(span, op);
       if (config.sqlCommenter) addTraceparent(span, op);
@@ -228,6 +227,7 @@ export function tracing(options?: TracingOptions): Tracing {
 
   return {
     name: "tracing",
+    stage: "observe",
     intercept(op: Operation, next: Next): Promise<unknown> {
       let span: Span | undefined;
       try {
@@ -247,11 +247,10 @@ export function tracing(options?: TracingOptions): Tracing {
       poolName = pilotContext.name;
       laneAttributes.clear();
       descriptions = new WeakMap();
-      const threshold = (pilotContext.interceptors.get("monitor") as { slowQueryMs?: unknown } | undefined)
-        ?.slowQueryMs;
-      slowQueryMs = typeof threshold === "number" ? threshold : undefined;
+      slowQueryMs = pilotContext.capabilities.slowQueryMs;
+      tracerProvider = config.tracerProvider ?? pilotContext.tracerProvider;
       try {
-        tracer = pgpilotTracer(config.tracerProvider);
+        tracer = pgpilotTracer(tracerProvider);
       } catch (error) {
         reportHookError("tracing.attach", error);
       }
