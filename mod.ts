@@ -14,7 +14,7 @@
  * @module
  */
 export { pilot } from "./lib/core/pilot.ts";
-export type { PilotApi, PilotOptions, PilotSql, PilotStats } from "./lib/core/pilot.ts";
+export type { PilotApi, PilotOptions, PilotSql, PilotStats, StatsSections } from "./lib/core/pilot.ts";
 export { compose } from "./lib/core/compose.ts";
 export type { Chain } from "./lib/core/compose.ts";
 export { Operation } from "./lib/core/operation.ts";

@@ -108,7 +108,7 @@ function capabilitiesFor(interceptors: readonly Interceptor[], self: Interceptor
   const slow = others.find((other) => typeof other.provides!.slowQueryMs === "number");
   return {
     queues: queues.length > 0,
-    slowQueryMs: slow?.provides!.slowQueryMs,
+    slowQueryMs: slow?.provides?.slowQueryMs,
     queueDepth(lane) {
       let depth = 0;
       for (const queue of queues) {

@@ -8,7 +8,6 @@
  *
  * @module
  */
-import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
 import type { Sql } from "postgres";
 import * as v from "valibot";
 import { METER_PROVIDER, parseOptions, TRACER_PROVIDER } from "../shared/config.ts";
@@ -17,52 +16,19 @@ import { ConfigError } from "../shared/errors.ts";
 import { analyzeTemplate, analyzeUnsafe } from "../sql/cache.ts";
 import { attachChain, detachChain } from "./attach.ts";
 import { compose } from "./compose.ts";
-import { combineHealth, type PilotHealth } from "./health.ts";
+import { combineHealth } from "./health.ts";
 import type { Interceptor } from "./interceptor.ts";
 import { createLanes } from "./lanes.ts";
-import { closeChain, collectStats, type PilotStats } from "./lifecycle.ts";
+import { closeChain, collectStats } from "./lifecycle.ts";
 import { type CallScope, NO_SQL, Operation, type OperationAnalysis } from "./operation.ts";
 import { callerSettlement, cancelledError, type RawQuery } from "./postgres-internals.ts";
 import { createTerminal } from "./terminal.ts";
 
+import type { PilotOptions, PilotSql } from "./pilot-types.ts";
+import { callable, fileQuery, OPERATION, type Tagged, VIA } from "./sql-surface.ts";
+
 export type { PilotStats } from "./lifecycle.ts";
-
-/** Options of `pilot()`. */
-export interface PilotOptions {
-  /** Pool name, the `db.client.connection.pool.name` attribute. Default `"default"`. */
-  name?: string;
-  /** The chain, outermost first. */
-  interceptors?: Interceptor[];
-  /** Which lane is the primary (writes, transactions). Default: the first lane. */
-  primary?: string;
-  /**
-   * Where every interceptor's metrics go (an interceptor's own `meterProvider` wins).
-   * Default: the global OpenTelemetry meter provider.
-   */
-  meterProvider?: MeterProvider;
-  /** Where `tracing()`'s spans go (its own `tracerProvider` wins). Default: the global one. */
-  tracerProvider?: TracerProvider;
-}
-
-/** What `pilot()` adds to a postgres.js `sql`. */
-export interface PilotApi<S> {
-  /** JSON snapshot: pool name, lanes, and each interceptor's section. */
-  stats(): PilotStats;
-  /** Combined health: the worst vote of the interceptors. */
-  health(): PilotHealth;
-  /**
-   * Stop the interceptors' timers and end every lane. Always settles within `timeout`
-   * seconds (default 5) plus one second, even when postgres.js's own `end()` would hang.
-   */
-  close(options?: { timeout?: number }): Promise<void>;
-  /** A `sql` whose operations carry these options (lane, abort signal, time budget). */
-  with(scope: CallScope): PilotSql<S>;
-  /** A `sql` whose operations go to the named lane. */
-  lane(name: string): PilotSql<S>;
-}
-
-/** A postgres.js `sql` with pgpilot's additions. */
-export type PilotSql<S> = S & PilotApi<S>;
+export type { PilotApi, PilotOptions, PilotSql, StatsSections } from "./pilot-types.ts";
 
 const INTERCEPTOR = v.custom<Interceptor>(
   (value) =>
@@ -89,31 +55,7 @@ const FILE_ANALYSIS = NO_SQL("UNKNOWN");
 const BEGIN_ANALYSIS = NO_SQL("BEGIN");
 const RESERVE_ANALYSIS = NO_SQL("RESERVE");
 const LISTEN_ANALYSIS = NO_SQL("LISTEN");
-const OPERATION = Symbol("pgpilot.operation");
-const VIA = Symbol("pgpilot.via");
 const noop = (): void => {};
-
-type Tagged = RawQuery & { [OPERATION]?: Operation; [VIA]?: (query: RawQuery) => void };
-
-/**
- * A function that behaves as postgres.js's `sql`: queries it creates are adopted (their handler
- * swapped), fragments and helpers (`sql(obj)`, `sql("name")`) are returned untouched.
- */
-function callable(raw: (...args: any[]) => unknown, adopt: (query: Tagged) => Tagged): (...args: unknown[]) => unknown {
-  return function sql(strings: unknown) {
-    const result = Reflect.apply(raw, undefined, arguments);
-    return strings !== null && typeof strings === "object" && Array.isArray((strings as { raw?: unknown }).raw)
-      ? adopt(result as Tagged)
-      : result;
-  };
-}
-
-/** `file()` reads the file inside its own handler, then hands the query on: keep that step. */
-function fileQuery(raw: Sql<any>, args: Parameters<Sql<any>["file"]>): Tagged {
-  const query = (raw.file as (...a: unknown[]) => unknown)(...args) as Tagged;
-  query[VIA] = query.handler;
-  return query;
-}
 
 /**
  * Wrap a postgres.js `sql` (or several, as lanes) in an interceptor chain.
@@ -133,7 +75,10 @@ function fileQuery(raw: Sql<any>, args: Parameters<Sql<any>["file"]>): Tagged {
  * const users = await sql`select * from users where id = ${1}`;
  * ```
  */
-export function pilot<S extends Sql<any>>(sql: S, options?: PilotOptions): PilotSql<S>;
+export function pilot<S extends Sql<any>, const I extends readonly Interceptor[] = []>(
+  sql: S,
+  options?: PilotOptions<I>,
+): PilotSql<S, I>;
 /**
  * Wrap several postgres.js instances as lanes; the first (or `options.primary`) is the primary.
  *
@@ -144,7 +89,10 @@ export function pilot<S extends Sql<any>>(sql: S, options?: PilotOptions): Pilot
  * });
  * ```
  */
-export function pilot<L extends Record<string, Sql<any>>>(lanes: L, options?: PilotOptions): PilotSql<L[keyof L]>;
+export function pilot<L extends Record<string, Sql<any>>, const I extends readonly Interceptor[] = []>(
+  lanes: L,
+  options?: PilotOptions<I>,
+): PilotSql<L[keyof L], I>;
 export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: PilotOptions): PilotSql<Sql<any>> {
   const config = parseOptions("pilot", OPTIONS, options);
   const lanes = createLanes(target, "primary");

@@ -226,7 +226,7 @@ describe("adapting", () => {
     });
     try {
       // A baseline first: the long-term RTT is learned over the first windows.
-      const windows = () => (sql.stats().adaptive as { lanes: { primary: { windows: number } } }).lanes.primary.windows;
+      const windows = () => sql.stats().adaptive.lanes.primary!.windows;
       await until("30 sampling windows", () => windows() >= 30, 30_000);
       const before = limiter.limit("primary");
       delay = 0.3;
@@ -243,8 +243,8 @@ describe("adapting", () => {
       expect(limit).toBeGreaterThanOrEqual(2);
       expect(limit).toBeLessThanOrEqual(10);
     }
-    const stats = sql.stats().adaptive as { lanes: { primary: { adjustments: { up: number; down: number } } } };
-    expect(stats.lanes.primary.adjustments.down).toBeGreaterThan(0);
+    const stats = sql.stats().adaptive;
+    expect(stats.lanes.primary!.adjustments.down).toBeGreaterThan(0);
     expect(stats.lanes.primary.adjustments.up).toBeGreaterThan(0);
   }, 70_000);
 });

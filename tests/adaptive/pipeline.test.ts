@@ -270,6 +270,6 @@ describe("pipelining onto reserved connections", () => {
   test("pipelineDepth: 0 reserves nothing", async () => {
     const { sql } = make({ pipelineDepth: 0 }, 10);
     await Promise.all(Array.from({ length: 30 }, () => sql`select 1`));
-    expect((sql.stats().adaptive as { lanes: { primary: { pipeline: unknown } } }).lanes.primary.pipeline).toBeUndefined();
+    expect(sql.stats().adaptive.lanes.primary!.pipeline).toBeUndefined();
   });
 });

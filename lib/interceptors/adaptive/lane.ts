@@ -9,93 +9,18 @@ import { classify } from "../../shared/classify.ts";
 import type { Next } from "../../core/interceptor.ts";
 import type { Operation } from "../../core/operation.ts";
 import { reportHookError } from "../../shared/diag.ts";
-import { clamp, type LimitAlgorithm } from "./algorithm.ts";
-import { type ForecastAccuracy, HoltForecaster } from "./forecast.ts";
+import { clamp } from "./algorithm.ts";
+import { HoltForecaster } from "./forecast.ts";
 import { Limiter } from "./limiter.ts";
 import { LoadWindow, type LoadSnapshot } from "./load-monitor.ts";
 import { sendOf, sendThrough, sentQuery } from "../../core/dispatch.ts";
-import { isPipelineSend, type Pipeline, type PipelineStats, type ReservedConnection } from "../../pipeline/pipeline.ts";
-import type { AdaptiveCounters, LaneGauges } from "./metrics.ts";
+import { pipelinable } from "../../pipeline/eligibility.ts";
+import { isPipelineSend, type ReservedConnection } from "../../pipeline/pipeline.ts";
+import type { AdaptiveLaneStats, LaneSettings } from "./lane-types.ts";
+
+export type { AdaptiveLaneStats, LaneSettings, LimitChange } from "./lane-types.ts";
+import type { LaneGauges } from "./metrics.ts";
 import { planPrewarm, type PrewarmPlan, WarmTracker } from "./prewarm.ts";
-
-/** A change of a lane's limit, for `onLimitChange` listeners. */
-export interface LimitChange {
-  lane: string;
-  previous: number;
-  limit: number;
-  direction: "up" | "down";
-}
-
-/** Everything a lane needs, resolved from the options and the lane's pool. */
-export interface LaneSettings {
-  name: string;
-  attributes: Attributes;
-  min: number;
-  max: number;
-  /** The lane's postgres.js `max`: pre-warming never asks for more connections than this. */
-  poolMax: number;
-  initial: number;
-  queueTimeoutMs: number;
-  maxQueue: number;
-  windowMs: number;
-  algorithm: LimitAlgorithm;
-  intervalMs: number;
-  horizonSteps: number;
-  forecast: { alpha: number; beta: number };
-  targetUtilization: number;
-  prewarm: boolean;
-  probe: (() => Promise<void>) | undefined;
-  /** Reserved connections that plain queries are pipelined onto; undefined when not pipelining. */
-  pipeline: Pipeline | undefined;
-  counters: AdaptiveCounters | undefined;
-  onLimitChange: (change: LimitChange) => void;
-}
-
-/** A lane's section of `stats()`. */
-export interface AdaptiveLaneStats {
-  algorithm: string;
-  limit: number;
-  min: number;
-  max: number;
-  inFlight: number;
-  pending: number;
-  maxQueue: number;
-  saturated: boolean;
-  /** Sampling windows the algorithm has seen. */
-  windows: number;
-  adjustments: { up: number; down: number };
-  rejected: { timeout: number; saturated: number; aborted: number };
-  load: LoadSnapshot | undefined;
-  forecast: {
-    arrivalRate: number;
-    horizonMs: number;
-    neededConnections: number;
-    accuracy: ForecastAccuracy;
-  };
-  prewarm: { enabled: boolean; probes: number; failures: number; warmConnections: number };
-  /** Reserved connections and the queries on them; undefined with `pipelineDepth: 0`. */
-  pipeline: PipelineStats | undefined;
-}
-
-/** Statements that may share a reserved connection with other callers' statements. */
-const PIPELINED_COMMANDS = new Set(["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE", "SHOW", "EXPLAIN"]);
-
-/**
- * Whether an operation may go to a reserved connection: a root query (not a transaction's,
- * not a task such as begin, reserve or listen) whose statement leaves no session state behind
- * that the next caller on the same connection could trip over. Cursors and forEach stream for
- * as long as the caller reads, so they keep a pool connection of their own. A simple-protocol
- * text with several statements could open a transaction on the shared connection.
- */
-function pipelinable(op: Operation): boolean {
-  const query = op.query;
-  if (op.kind !== "query" || query === undefined || op.parent !== undefined) return false;
-  const send = sendOf(op);
-  if (send !== undefined && !isPipelineSend(send)) return false;
-  if (query.cursorFn !== undefined || query.forEachFn !== undefined) return false;
-  if (!PIPELINED_COMMANDS.has(op.command)) return false;
-  return !(query.options.simple === true && query.strings[0]!.includes(";"));
-}
 
 /** Windows need this many query samples before the algorithm hears about them. */
 const MIN_WINDOW_SAMPLES = 10;

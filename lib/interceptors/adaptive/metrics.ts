@@ -7,21 +7,11 @@
  * @module
  */
 import type { Attributes, Meter } from "@opentelemetry/api";
+import { ATTR, ADAPTIVE_METRIC } from "../../telemetry/names.ts";
+
+export { ADAPTIVE_METRIC } from "../../telemetry/names.ts";
 import { reportHookError } from "../../shared/diag.ts";
 
-/** Metric names of the adaptive interceptor. */
-export const ADAPTIVE_METRIC = {
-  LIMIT: "pgpilot.adaptive.limit",
-  ADJUSTMENTS: "pgpilot.adaptive.adjustments",
-  QUEUED: "pgpilot.adaptive.queued",
-  REJECTIONS: "pgpilot.adaptive.rejections",
-  PREWARM_PROBES: "pgpilot.adaptive.prewarm.probes",
-  LOAD_FACTOR: "pgpilot.load.factor",
-  ARRIVAL_RATE: "pgpilot.load.arrival_rate",
-  FORECAST: "pgpilot.load.forecast",
-  NEEDED_CONNECTIONS: "pgpilot.load.needed_connections",
-  EVENT_LOOP_LAG: "pgpilot.load.event_loop_lag",
-} as const;
 
 /** What the gauges read from one lane. */
 export interface LaneGauges {
@@ -117,9 +107,9 @@ export function adaptiveInstruments(meter: Meter, lanes: () => Iterable<LaneGaug
   };
   return {
     adjustment: (attributes, direction) =>
-      safe("adaptive.adjustments", () => adjustments.add(1, { ...attributes, "pgpilot.adaptive.direction": direction })),
+      safe("adaptive.adjustments", () => adjustments.add(1, { ...attributes, [ATTR.ADAPTIVE_DIRECTION]: direction })),
     rejection: (attributes, reason) =>
-      safe("adaptive.rejections", () => rejections.add(1, { ...attributes, "pgpilot.adaptive.reason": reason })),
+      safe("adaptive.rejections", () => rejections.add(1, { ...attributes, [ATTR.ADAPTIVE_REASON]: reason })),
     probes: (attributes, count) => safe("adaptive.probes", () => probes.add(count, attributes)),
   };
 }

@@ -14,7 +14,9 @@ import { type PatternChange, type PatternEvidence, PatternTracker } from "./patt
 import { RecentWrites } from "./recent-writes.ts";
 import { ROUTING_REASONS, type Route, Router, type RoutingReason } from "./router.ts";
 import { type TouchedTables, touchedTables } from "./tables.ts";
-import { ATTR } from "../../telemetry/names.ts";
+import { ATTR, AFFINITY_METRIC } from "../../telemetry/names.ts";
+
+export { AFFINITY_METRIC } from "../../telemetry/names.ts";
 import { pgpilotMeter } from "../../telemetry/otel.ts";
 import { connectionOf } from "../../core/dispatch.ts";
 import { reportHookError } from "../../shared/diag.ts";
@@ -23,30 +25,17 @@ export type { AffinityOptions } from "./options.ts";
 export type { PatternChange, PatternEvidence, PatternState } from "./patterns.ts";
 export type { RoutingReason } from "./router.ts";
 
-/**
- * Metric names of `affinity()`.
- *
- * @example
- * ```ts
- * AFFINITY_METRIC.ROUTED; // "pgpilot.affinity.routed"
- * ```
- */
-export const AFFINITY_METRIC = {
-  /** Counter: root operations routed, by `pgpilot.lane` and `pgpilot.affinity.reason`. */
-  ROUTED: "pgpilot.affinity.routed",
-  /** Gauge: query patterns currently learned as slow. */
-  SLOW_PATTERNS: "pgpilot.affinity.slow_patterns",
-} as const;
 
 /**
- * The attribute (metric and `op.attributes`) that carries the routing reason.
+ * The metric attribute that carries the routing reason.
  *
  * @example
  * ```ts
- * op.attributes[AFFINITY_REASON_ATTRIBUTE]; // "read"
+ * // Prometheus: sum by (pgpilot_affinity_reason) (rate(pgpilot_affinity_routed_total[5m]))
+ * AFFINITY_REASON_ATTRIBUTE; // "pgpilot.affinity.reason"
  * ```
  */
-export const AFFINITY_REASON_ATTRIBUTE = "pgpilot.affinity.reason";
+export const AFFINITY_REASON_ATTRIBUTE: typeof ATTR.AFFINITY_REASON = ATTR.AFFINITY_REASON;
 
 /** `sql.stats().affinity`. */
 export interface AffinityStats {

@@ -17,6 +17,7 @@
  */
 import type { LaneInfo } from "../../core/interceptor.ts";
 import type { Operation } from "../../core/operation.ts";
+import { ATTR } from "../../telemetry/names.ts";
 import { type LaneLoad, LeastOutstanding } from "./balancer.ts";
 import type { PatternTracker } from "./patterns.ts";
 import type { RecentWrites } from "./recent-writes.ts";
@@ -170,7 +171,7 @@ function routedLane(info: LaneInfo, primary: LaneInfo, attributes: Readonly<Reco
       reason,
       preferred: reason !== "fallback",
       count: 0,
-      attributes: Object.freeze({ ...attributes, "pgpilot.lane": info.name, "pgpilot.affinity.reason": reason }),
+      attributes: Object.freeze({ ...attributes, [ATTR.LANE]: info.name, [ATTR.AFFINITY_REASON]: reason }),
     };
   }
   return lane;

@@ -22,7 +22,9 @@ import { ConfigError, isPilotError } from "../../shared/errors.ts";
 import type { Interceptor, Next, PilotContext } from "../../core/interceptor.ts";
 import type { Operation } from "../../core/operation.ts";
 import { reportHookError } from "../../shared/diag.ts";
-import { ATTR } from "../../telemetry/names.ts";
+import { ATTR, RETRY_METRIC } from "../../telemetry/names.ts";
+
+export { RETRY_METRIC } from "../../telemetry/names.ts";
 import { pgpilotMeter } from "../../telemetry/otel.ts";
 import { type Backoff, exponentialBackoff } from "../../shared/backoff.ts";
 import { type Subscription, Listeners } from "../../shared/listeners.ts";
@@ -82,16 +84,6 @@ export interface RetryInterceptor extends Interceptor {
   stats(): RetryStats;
 }
 
-/**
- * Counter of attempts beyond the first, attributes pool, lane and `pgpilot.retry.reason`.
- *
- * @example
- * ```ts
- * // Prometheus: rate(pgpilot_retries_total{pgpilot_retry_reason="serialization"}[5m])
- * meter.createCounter(RETRY_METRIC);
- * ```
- */
-export const RETRY_METRIC = "pgpilot.retries";
 
 const SCHEMA = v.strictObject({
   maxAttempts: v.optional(integerAtLeast(1), 3),
@@ -157,7 +149,7 @@ export function retry(options?: RetryOptions): RetryInterceptor {
       const key = `${op.lane}\u0000${reason}`;
       let attrs = attributes.get(key);
       if (attrs === undefined) {
-        attrs = { [ATTR.POOL_NAME]: pool, [ATTR.LANE]: op.lane, "pgpilot.retry.reason": reason };
+        attrs = { [ATTR.POOL_NAME]: pool, [ATTR.LANE]: op.lane, [ATTR.RETRY_REASON]: reason };
         attributes.set(key, attrs);
       }
       counter.add(1, attrs);

@@ -32,7 +32,7 @@ import type { Interceptor, LaneInfo, Next, PilotContext } from "../../core/inter
 import type { Operation, OperationAnalysis } from "../../core/operation.ts";
 import { reportHookError } from "../../shared/diag.ts";
 import { errorAttributes } from "../../telemetry/metric-attributes.ts";
-import { ATTR, DB_SYSTEM } from "../../telemetry/names.ts";
+import { ATTR, DB_SYSTEM, SLOW_QUERY_EVENT } from "../../telemetry/names.ts";
 import { observe } from "../../telemetry/observe.ts";
 import { pgpilotTracer } from "../../telemetry/otel.ts";
 
@@ -94,7 +94,7 @@ interface Description {
  * const slow = spans.filter((span) => span.events.some((event) => event.name === SLOW_QUERY_EVENT));
  * ```
  */
-export const SLOW_QUERY_EVENT = "pgpilot.slow_query";
+export { SLOW_QUERY_EVENT };
 
 /**
  * CLIENT spans for every executed query, transaction and reservation.
@@ -202,7 +202,7 @@ export function tracing(options?: TracingOptions): TracingInterceptor {
       if (span.isRecording()) {
         // Routed elsewhere after the span started (affinity): the lane's attributes change.
         if (op.lane !== lane) span.setAttributes(attributesOfLane(op.lane));
-        if (op.attempt > 1) span.setAttribute("pgpilot.attempts", op.attempt);
+        if (op.attempt > 1) span.setAttribute(ATTR.ATTEMPTS, op.attempt);
         if (failed) {
           const { type, status } = errorAttributes(error);
           span.setAttribute(ATTR.ERROR_TYPE, type);
@@ -210,12 +210,12 @@ export function tracing(options?: TracingOptions): TracingInterceptor {
           span.setStatus({ code: SpanStatusCode.ERROR, message: type });
         } else if (op.kind === "query") {
           const rows = (value as { count?: unknown } | undefined)?.count;
-          if (typeof rows === "number") span.setAttribute("db.response.returned_rows", rows);
+          if (typeof rows === "number") span.setAttribute(ATTR.RETURNED_ROWS, rows);
         }
         if (slowQueryMs !== undefined && op.kind === "query") {
           const ms = performance.now() - op.startedAt;
           if (ms >= slowQueryMs) {
-            span.addEvent(SLOW_QUERY_EVENT, { "pgpilot.duration_ms": ms, "pgpilot.threshold_ms": slowQueryMs });
+            span.addEvent(SLOW_QUERY_EVENT, { [ATTR.DURATION_MS]: ms, [ATTR.THRESHOLD_MS]: slowQueryMs });
           }
         }
       }
