@@ -201,7 +201,9 @@ describe("queries", () => {
     });
     controller.abort();
     const error = await pending;
-    expect(error.code).toBe("57014");
+    // The caller's own reason (an AbortError), with the server's cancel as its cause.
+    expect(error).toBe(controller.signal.reason);
+    expect(error.cause.code).toBe("57014");
     const [{ n }] = await raw`select count(*)::int as n from pg_stat_activity where query like '%pg_sleep(5)%' and state = 'active' and pid <> pg_backend_pid()`;
     expect(n).toBe(0);
   });

@@ -138,6 +138,20 @@ export class Operation {
   }
 
   /**
+   * True for a query that runs on a reservation (`sql.reserve()`), directly or inside a
+   * transaction the application opened there with `BEGIN`. Unlike a `sql.begin()` transaction's
+   * queries, each is judged on its own: its own deadline, its own breaker verdict.
+   */
+  get onReservation(): boolean {
+    if (this.kind !== "query") return false;
+    for (let parent = this.parent; parent !== undefined; parent = parent.parent) {
+      if (parent.kind === "reserve") return true;
+      if (parent.parent === undefined) return false;
+    }
+    return false;
+  }
+
+  /**
    * An `AbortSignal` that aborts with the operation, for APIs that want one. Created on first
    * use; `onAbort()` is the cheaper way to be told (an `AbortController` costs microseconds).
    */

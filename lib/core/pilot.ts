@@ -22,6 +22,7 @@ import { createLanes } from "./lanes.ts";
 import { closeChain, collectStats } from "./lifecycle.ts";
 import { type CallScope, NO_SQL, Operation, type OperationAnalysis } from "./operation.ts";
 import { callerSettlement, cancelledError, type RawQuery } from "./postgres-internals.ts";
+import { ManualTransaction, transactionBoundary } from "./manual-transaction.ts";
 import { createTerminal } from "./terminal.ts";
 
 import type { PilotOptions, PilotSql } from "./pilot-types.ts";
@@ -158,15 +159,18 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
     parent: Operation | undefined,
     scope: CallScope | undefined,
     via: ((query: RawQuery) => void) | undefined,
+    settled?: (error: unknown) => void,
   ): void {
     const op = new Operation("query", analysis, lane, parent, query, scope);
     op.via = query[VIA] ?? via;
     query[OPERATION] = op;
-    if (query.cursorFn === undefined) run(op, query.resolve, query.reject);
-    else {
-      const [settle, fail] = callerSettlement(query);
-      run(op, settle, fail);
+    let [settle, fail] = query.cursorFn === undefined ? [query.resolve, query.reject] : callerSettlement(query);
+    if (settled !== undefined) {
+      const [resolve, reject] = [settle, fail];
+      settle = (value) => (settled(undefined), resolve(value));
+      fail = (error) => (settled(error), reject(error));
     }
+    run(op, settle, fail);
   }
 
   /** A query outside any transaction: its lane comes from the caller's scope or a comment hint. */
@@ -232,7 +236,8 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
         op.task = (op) => lanes.get(op.lane)!.sql.listen(channel, onnotify, onlisten);
         return new Promise((resolve, reject) => run(op, resolve, reject));
       },
-      notify: (channel: string, payload: string) => wrapped`select pg_notify(${channel}, ${"" + payload})`,
+      // An async function, as postgres.js's own: it runs at once, awaited or not.
+      notify: async (channel: string, payload: string) => await wrapped`select pg_notify(${channel}, ${"" + payload})`,
       end: (options?: { timeout?: number }) => closeAll(options),
       close: (options?: { timeout?: number }) => closeAll({ timeout: options?.timeout ?? 5 }),
       stats: () => collectStats(config.name, primaryName, lanes, interceptors),
@@ -260,7 +265,9 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
    */
   function wrapChild(raw: any, parent: Operation): Sql<any> {
     let via: ((query: RawQuery) => void) | undefined;
-    const handler = (query: Tagged) => start(query, analysisOf(query), parent.lane, parent, parent.scope, via);
+    const handler = parent.kind === "reserve"
+      ? reservationHandler(parent, () => via)
+      : (query: Tagged) => start(query, analysisOf(query), parent.lane, parent, parent.scope, via);
     const adopt = (query: Tagged): Tagged => {
       // Every query of one transaction scope has the same postgres.js handler (its connection).
       if (query[VIA] === undefined) via ??= query.handler;
@@ -289,6 +296,32 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
       // What callers add (reserve()'s release) shadows postgres.js's own.
       set: (_target, key, value) => ((own[key] = value), true),
     }) as unknown as Sql<any>;
+  }
+
+  /**
+   * Queries on a reservation: each a child of the reservation (or of the transaction the
+   * application opened on it with `BEGIN`), judged on its own by deadline and breaker.
+   */
+  function reservationHandler(reservation: Operation, via: () => ((query: RawQuery) => void) | undefined) {
+    let transaction: ManualTransaction | undefined;
+    return (query: Tagged): void => {
+      const analysis = analysisOf(query);
+      const boundary = transactionBoundary(analysis);
+      if (boundary === "begin" && transaction === undefined) {
+        transaction = new ManualTransaction(reservation);
+        run(transaction.op, noop, noop);
+      }
+      const current = transaction;
+      if (current === undefined) {
+        start(query, analysis, reservation.lane, reservation, reservation.scope, via());
+        return;
+      }
+      if (boundary === "commit" || boundary === "rollback") transaction = undefined;
+      start(query, analysis, reservation.lane, current.op, reservation.scope, via(), (error) => {
+        if (boundary === "commit" || boundary === "rollback") current.end(boundary === "commit" ? error : undefined);
+        else if (error !== undefined) current.failed(error);
+      });
+    };
   }
 
   function checkScope(scope: CallScope): CallScope {

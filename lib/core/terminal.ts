@@ -6,6 +6,7 @@
  * @module
  */
 import type { Sql } from "postgres";
+import { isPilotError } from "../shared/errors.ts";
 import type { Lane } from "./lanes.ts";
 import type { Operation } from "./operation.ts";
 import { cancelledError, captureSettlement, type RawQuery } from "./postgres-internals.ts";
@@ -47,7 +48,7 @@ export function createTerminal(lanes: ReadonlyMap<string, Lane>, unknownLane: (n
       const query = op.attempt > 1 ? recreate(original, lane.sql) : original;
       op.current = query;
       op.cancelSent = cancelSent;
-      captureSettlement(query, resolve, reject);
+      captureSettlement(query, resolve, (error) => reject(op.aborted ? abortedWith(op, error) : error));
       op.dispatched = true;
       op.dispatchedAt = performance.now();
       const via = op.via;
@@ -72,6 +73,32 @@ export function createTerminal(lanes: ReadonlyMap<string, Lane>, unknownLane: (n
   }
 
   return { perform };
+}
+
+/**
+ * A query the caller aborted (its `AbortSignal`) and the server cancelled: the caller gets its
+ * own abort reason, with the server's 57014 as `cause`. `query.cancel()` keeps postgres.js's
+ * behaviour (the server's error), and a deadline translates its own.
+ */
+function abortedWith(op: Operation, error: unknown): unknown {
+  const reason = op.abortReason;
+  // pgpilot's own reasons (a deadline) are translated by the interceptor that aborted.
+  if ((error as { code?: unknown } | undefined)?.code !== "57014" || isCancelMarker(reason) || isPilotError(reason)) {
+    return error;
+  }
+  if (typeof reason === "object" && reason !== null && !Object.hasOwn(reason, "cause")) {
+    try {
+      Object.defineProperty(reason, "cause", { value: error, configurable: true, writable: true });
+    } catch {
+      // A frozen reason stays as it is.
+    }
+  }
+  return reason;
+}
+
+/** The reason pilot gives `op.abort()` for `query.cancel()` (its own 57014). */
+function isCancelMarker(reason: unknown): boolean {
+  return (reason as { code?: unknown } | undefined)?.code === "57014";
 }
 
 /** A fresh copy of a query for a retry: a settled postgres.js query cannot be sent again. */

@@ -46,7 +46,8 @@ const TIMEOUT_CODES = new Set(["57014", "55P03", "DEADLINE_EXCEEDED"]);
 
 /**
  * Classify an error into a failure category. Pure: looks only at `code` (SQLSTATE,
- * postgres.js code, socket errno name or pgpilot code).
+ * postgres.js code, socket errno name or pgpilot code) of the error or, when an ORM or the
+ * application wrapped it, of the first error in its `cause` chain that has one.
  *
  * Anything unrecognised is `client`: counting an unknown error against the database's
  * health would let an application bug open the circuit.
@@ -59,11 +60,12 @@ const TIMEOUT_CODES = new Set(["57014", "55P03", "DEADLINE_EXCEEDED"]);
  * ```
  */
 export function classify(error: unknown): FailureCategory {
-  const code = errorCode(error);
+  const failure = underlyingError(error);
+  const code = ownCode(failure);
   if (code === undefined) return "client";
   if (CONNECTION_CODES.has(code)) return "connection";
   if (TIMEOUT_CODES.has(code)) return "timeout";
-  if (isPilotError(error)) return "client";
+  if (isPilotError(failure)) return "client";
   if (code.length !== 5) return "client";
   switch (code.slice(0, 2)) {
     case "08": // connection exception
@@ -84,14 +86,52 @@ export function classify(error: unknown): FailureCategory {
 
 /**
  * The `code` of an error as a string, or undefined. postgres.js puts the SQLSTATE in `code`;
- * socket errors carry the errno name there too.
+ * socket errors carry the errno name there too. Looks through the `cause` chain (an ORM's
+ * wrapper, an `AggregateError`) when the error itself has none.
  *
  * @example
  * ```ts
  * errorCode({ code: "23505" }); // "23505"
+ * errorCode(new Error("query failed", { cause: { code: "40001" } })); // "40001"
  * ```
  */
 export function errorCode(error: unknown): string | undefined {
+  return ownCode(underlyingError(error));
+}
+
+/** How deep a `cause` chain is followed (a cycle or a pathological chain stops here). */
+const MAX_CAUSES = 8;
+
+/**
+ * The error that says what failed: `error` itself when it has a string `code`, else the first
+ * error with one in its `cause` chain (or among an `AggregateError`'s errors); `error` when
+ * none has a code. One failure wrapped by an ORM (drizzle's `DrizzleQueryError`) is the same
+ * failure: compare this, not the wrapper, to count it once.
+ *
+ * @example
+ * ```ts
+ * const pg = Object.assign(new Error("deadlock"), { code: "40P01" });
+ * underlyingError(new Error("Failed query", { cause: pg })) === pg; // true
+ * ```
+ */
+export function underlyingError(error: unknown): unknown {
+  let current = error;
+  for (let depth = 0; depth < MAX_CAUSES; depth++) {
+    if (typeof current !== "object" || current === null) return error;
+    if (ownCode(current) !== undefined) return current;
+    const errors = (current as { errors?: unknown }).errors;
+    if (Array.isArray(errors) && current instanceof AggregateError) {
+      const coded = errors.find((inner) => ownCode(underlyingError(inner)) !== undefined);
+      if (coded !== undefined) return underlyingError(coded);
+    }
+    const cause = (current as { cause?: unknown }).cause;
+    if (cause === undefined || cause === current) return error;
+    current = cause;
+  }
+  return error;
+}
+
+function ownCode(error: unknown): string | undefined {
   if (typeof error !== "object" || error === null) return undefined;
   const code = (error as { code?: unknown }).code;
   return typeof code === "string" ? code : undefined;

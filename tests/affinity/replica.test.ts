@@ -201,15 +201,20 @@ describe.skipIf(unavailable !== undefined)("affinity with a streaming replica", 
       }
     });
 
-    await waitFor("reads on the replica", () => served.filter((r) => r.standby).length >= 20);
-    await replica.stop("immediate");
-    await waitFor("reads served by the primary", () => stats(sql).fallbacks >= 20);
-    expect(sql.health().status).toBe("degraded");
-    await replica.start();
-    restarted = true;
-    await waitFor("reads back on the replica", () => served.some((r) => r.afterRestart && r.standby));
-    running = false;
-    await Promise.all(loops);
+    try {
+      await waitFor("reads on the replica", () => served.filter((r) => r.standby).length >= 20);
+      await replica.stop("immediate");
+      await waitFor("reads served by the primary", () => stats(sql).fallbacks >= 20);
+      expect(sql.health().status).toBe("degraded");
+      await replica.start();
+      restarted = true;
+      await waitFor("reads back on the replica", () => served.some((r) => r.afterRestart && r.standby));
+    } finally {
+      // The workers stop whatever happened above: a failed wait must not leave them looping.
+      running = false;
+      await Promise.all(loops);
+      if (!restarted) await replica.start().catch(() => {});
+    }
 
     // Only reads already sent to the replica when it went down failed: at most one per worker,
     // each a connection failure of an operation routed there before the guard saw it down.

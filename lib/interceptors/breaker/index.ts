@@ -244,8 +244,12 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
     },
 
     intercept(op, next) {
-      // A transaction or reservation was admitted as a whole; its queries pass through.
-      if (op.parent !== undefined) return next();
+      // A transaction or reservation was admitted as a whole; its queries pass through —
+      // except a reservation's, which are judged one by one (a reservation lasts as long as
+      // its holder wants, and ORMs such as kysely run everything on one).
+      if (op.parent !== undefined && !op.onReservation) return next();
+      // Never refuse to end a transaction: the connection would stay inside it.
+      if (op.parent !== undefined && (op.command === "ROLLBACK" || op.command === "ABORT")) return next();
       const lane = laneOf(op.lane);
       const ticket = lane.circuit.admit();
       if (ticket === REJECTED) return reject(lane);

@@ -84,7 +84,9 @@ export function deadline(options?: DeadlineOptions): DeadlineInterceptor {
 
     intercept(op, next) {
       // Inner queries follow their transaction's signal; only their errors need translating.
-      if (op.parent !== undefined) return op.abortable ? next().catch((error) => Promise.reject(translate(op, error))) : next();
+      if (op.parent !== undefined && !op.onReservation) {
+        return op.abortable ? next().catch((error) => Promise.reject(translate(op, error))) : next();
+      }
       // A reservation lasts as long as its holder wants; its queries carry their own budgets.
       if (op.kind === "reserve") return next();
       const budget = op.timeoutMs ?? config.timeoutMs;

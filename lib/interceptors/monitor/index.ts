@@ -10,7 +10,7 @@
  */
 import { metrics } from "@opentelemetry/api";
 import { Listeners, type Subscription } from "../../shared/listeners.ts";
-import { classify, FAILURE_CATEGORIES, type FailureCategory } from "../../shared/classify.ts";
+import { classify, FAILURE_CATEGORIES, type FailureCategory, underlyingError } from "../../shared/classify.ts";
 import { isPilotError } from "../../shared/errors.ts";
 import type { HealthReport, Interceptor, LaneInfo, Next, PilotContext } from "../../core/interceptor.ts";
 import type { Operation } from "../../core/operation.ts";
@@ -138,8 +138,8 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
     number
   >;
   const totals = { queries: 0, transactions: 0, reserves: 0, errors: 0, slow: 0, rows: 0 };
-  // Errors already counted for a child query: its transaction failing with the same error object
-  // must not count twice.
+  // Failures already counted for a child query: its transaction failing with the same error
+  // (or an ORM's wrapper around it) must not count twice.
   const childErrors = new WeakSet<object>();
   let lanes: ReadonlyMap<string, LaneInfo> = new Map();
   let pool = new PoolAccounting(lanes);
@@ -170,7 +170,8 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
       category = classify(error);
       totals.errors++;
       errors[category]++;
-      if (op.parent !== undefined && typeof error === "object" && error !== null) childErrors.add(error);
+      const failure = underlyingError(error);
+      if (op.parent !== undefined && typeof failure === "object" && failure !== null) childErrors.add(failure);
     }
     const rows = failed ? 0 : rowsOf(value);
     totals.rows += rows;
@@ -198,7 +199,8 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
     if (op.kind === "transaction") totals.transactions++;
     else totals.reserves++;
     let ownFailure = false;
-    if (failed && !(typeof error === "object" && error !== null && childErrors.has(error))) {
+    const failure = failed ? underlyingError(error) : undefined;
+    if (failed && !(typeof failure === "object" && failure !== null && childErrors.has(failure))) {
       const category = classify(error);
       totals.errors++;
       errors[category]++;
