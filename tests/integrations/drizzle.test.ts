@@ -222,7 +222,7 @@ describe("drizzle: the interceptors apply", () => {
   });
 
   // failing until errors are judged through their cause chain: the breaker sees DrizzleQueryError (no code) and counts nothing.
-  test.failing("breaker: ten db.transaction failing with 40001 open the circuit; the next call is rejected without I/O", async () => {
+  test("breaker: ten db.transaction failing with 40001 open the circuit; the next call is rejected without I/O", async () => {
     const stack = pilotStack();
     closers.push(() => stack.close());
     const db = orm(stack.sql);
@@ -236,7 +236,7 @@ describe("drizzle: the interceptors apply", () => {
   });
 
   // failing until retry() reads the cause chain: DrizzleQueryError has no top-level code, so the transaction is not re-run.
-  test.failing("retry: a db.transaction failing once with 40001 is re-run and commits once", async () => {
+  test("retry: a db.transaction failing once with 40001 is re-run and commits once", async () => {
     const stack = pilotStack();
     closers.push(() => stack.close());
     const db = orm(stack.sql);
@@ -269,7 +269,7 @@ describe("drizzle: the interceptors apply", () => {
   });
 
   // failing until monitor() matches a wrapped error to its child's: today it counts 2 errors (the PostgresError, then DrizzleQueryError).
-  test.failing("monitor: one failed db.transaction counts as one error and one transaction", async () => {
+  test("monitor: one failed db.transaction counts as one error and one transaction", async () => {
     const stack = pilotStack();
     closers.push(() => stack.close());
     const db = orm(stack.sql);

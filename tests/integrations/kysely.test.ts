@@ -170,7 +170,7 @@ describe("kysely: raw postgres.js and pilot() give the same results and errors",
 
 describe("kysely: the interceptors apply", () => {
   // failing until queries on a reservation get their own deadline: today the 2.5 s statement completes.
-  test.failing("deadline({ timeoutMs: 1000 }) stops a 2.5 s pg_sleep: DeadlineExceededError, cancelled on the server", async () => {
+  test("deadline({ timeoutMs: 1000 }) stops a 2.5 s pg_sleep: DeadlineExceededError, cancelled on the server", async () => {
     const stack = pilotStack({ timeoutMs: 1000 });
     closers.push(() => stack.close());
     const db = orm(stack.sql);
@@ -183,7 +183,7 @@ describe("kysely: the interceptors apply", () => {
   });
 
   // failing until queries on a reservation get their own deadline: today the transaction commits after 2.5 s.
-  test.failing("deadline inside a kysely transaction: stopped on the server and rolled back", async () => {
+  test("deadline inside a kysely transaction: stopped on the server and rolled back", async () => {
     const stack = pilotStack({ timeoutMs: 1000 });
     closers.push(() => stack.close());
     const db = orm(stack.sql);
@@ -200,7 +200,7 @@ describe("kysely: the interceptors apply", () => {
   });
 
   // failing until BEGIN/COMMIT on a reservation is a transaction for the breaker: today the circuit stays closed.
-  test.failing("breaker: ten kysely transactions failing with 40001 open the circuit; the next call is rejected without I/O", async () => {
+  test("breaker: ten kysely transactions failing with 40001 open the circuit; the next call is rejected without I/O", async () => {
     const stack = pilotStack();
     closers.push(() => stack.close());
     const db = orm(stack.sql);
@@ -240,7 +240,7 @@ describe("kysely: the interceptors apply", () => {
   });
 
   // failing until BEGIN/COMMIT on a reservation is a transaction for monitor(): today transactions = 0 (one reserve counted).
-  test.failing("monitor: one failed kysely transaction counts as one error and one transaction", async () => {
+  test("monitor: one failed kysely transaction counts as one error and one transaction", async () => {
     const stack = pilotStack();
     closers.push(() => stack.close());
     const db = orm(stack.sql);
@@ -255,7 +255,7 @@ describe("kysely: the interceptors apply", () => {
   });
 
   // failing until BEGIN/COMMIT on a reservation is a transaction for tracing(): today only a reserve span parents the queries.
-  test.failing("tracing: a kysely transaction is a transaction span with its queries as children", async () => {
+  test("tracing: a kysely transaction is a transaction span with its queries as children", async () => {
     const stack = pilotStack();
     closers.push(() => stack.close());
     const db = orm(stack.sql);
