@@ -6,12 +6,12 @@
  * @module
  */
 import type { ReservedSql } from "postgres";
-import type { RawQuery } from "../core/postgres-internals.ts";
-import { reportHookError } from "../shared/diag.ts";
+import { checkConnectionInternals, type PgConnection, type RawQuery } from "../core/postgres-internals.ts";
+import { reportHookError, warnOnce } from "../shared/diag.ts";
 import { classify } from "../shared/classify.ts";
-import { type PgConnection, PIPELINE_WAIT_MS, ReservedConnection, STALL_MS } from "./connection.ts";
+import { PIPELINE_WAIT_MS, ReservedConnection, STALL_MS } from "./connection.ts";
 
-export { isPipelineSend, PIPELINE_WAIT_MS, ReservedConnection, STALL_MS } from "./connection.ts";
+export { isPipelineSend, MAX_RESENDS, PIPELINE_WAIT_MS, ReservedConnection, STALL_MS } from "./connection.ts";
 
 /** Options of a {@link Pipeline}. */
 export interface PipelineOptions {
@@ -50,6 +50,10 @@ export interface PipelineStats {
   released: number;
   lost: number;
   failures: number;
+  /** Queries written again after the server refused their cached statement before running them. */
+  resent: number;
+  /** Pipelining turned itself off: postgres.js's internals are not what pgpilot expects. */
+  disabled: boolean;
 }
 
 /**
@@ -100,6 +104,9 @@ export class Pipeline {
   #released = 0;
   #lost = 0;
   #failures = 0;
+  #resent = 0;
+  /** postgres.js's internals did not match at the first reservation: the pool does everything. */
+  #disabled = false;
 
   constructor(options: PipelineOptions) {
     this.#options = options;
@@ -163,7 +170,12 @@ export class Pipeline {
     // statement's execution time.
     const gap = connection.settled(query, now);
     if (gap < this.#minGap) this.#minGap = gap;
-    if (connection.load === 0 && (connection.draining || connection.lost || this.#closed)) this.#giveBack(connection);
+    if (connection.idle && (connection.draining || connection.lost || this.#closed)) this.#giveBack(connection);
+  }
+
+  /** A connection's own statement description settled and nothing else is in flight on it. */
+  #idle(connection: ReservedConnection): void {
+    if (connection.draining || connection.lost || this.#closed) this.#giveBack(connection);
   }
 
   /** Pool work needs a connection: stop using the least-loaded reserved one, release it when idle. */
@@ -234,15 +246,20 @@ export class Pipeline {
       released: this.#released,
       lost: this.#lost,
       failures: this.#failures,
+      resent: this.#resent + this.#connections.reduce((sum, connection) => sum + connection.resent, 0),
+      disabled: this.#disabled,
     };
   }
 
   #drain(connection: ReservedConnection): void {
     connection.draining = true;
-    if (connection.load === 0) this.#giveBack(connection);
+    if (connection.idle) this.#giveBack(connection);
   }
 
   #giveBack(connection: ReservedConnection): void {
+    if (connection.givenBack) return;
+    connection.givenBack = true;
+    this.#resent += connection.resent;
     this.#remove(connection);
     connection.release();
     this.#held--;
@@ -263,13 +280,13 @@ export class Pipeline {
       connection.lost = true;
       this.#remove(connection);
       connection.failDeferred();
-      if (connection.load === 0) this.#giveBack(connection);
+      if (connection.idle) this.#giveBack(connection);
     }
   }
 
   /** Reserve one more connection if fewer than `wanted` are held and the pool has room for it. */
   #grow(wanted: number, pooled: number): void {
-    if (this.#closed || this.#failedRecently) return;
+    if (this.#closed || this.#failedRecently || this.#disabled) return;
     // Lost and draining connections are on their way out: they do not count toward `wanted`,
     // but they still hold pool connections until their queries settled.
     let taking = this.#reserving;
@@ -310,20 +327,26 @@ export class Pipeline {
       return true;
     };
     let pid: number;
+    let probe: RawQuery | undefined;
     try {
-      const rows = await sql.unsafe("select pg_backend_pid() as pid", [], { onexecute } as never);
+      probe = sql.unsafe("select pg_backend_pid() as pid", [], { onexecute } as never) as unknown as RawQuery;
+      const rows = (await probe) as Array<{ pid?: unknown }>;
       pid = Number(rows[0]?.pid);
     } catch (error) {
       // A closed connection is already back in the pool; releasing it would mark it open.
       if (connection?.reserved) sql.release();
       throw error;
     }
-    if (connection === undefined || typeof connection.execute !== "function" || !connection.reserved) {
-      sql.release();
-      this.#failures++;
-      this.#failedRecently = true;
+    const mismatch = checkConnectionInternals(connection, probe);
+    if (mismatch !== undefined) {
+      if (connection?.reserved) sql.release();
+      this.#disabled = true;
+      warnOnce(
+        "adaptive.pipeline",
+        `pgpilot: pipelining turned off (lane "${this.#options.lane}"): postgres.js internals differ from what it relies on: ${mismatch}`,
+      );
       return undefined;
     }
-    return new ReservedConnection(this.#options.lane, sql, connection, pid, this.#options.fallback);
+    return new ReservedConnection(this.#options.lane, sql, connection!, pid, this.#options.fallback, (c) => this.#idle(c));
   }
 }
