@@ -241,3 +241,17 @@ export function checkConnectionInternals(connection: unknown, probe: RawQuery): 
 export function statementOf(query: RawQuery): unknown {
   return (query as BuiltQuery).statement;
 }
+
+/**
+ * Send `query` as an unnamed statement (Parse/Bind/Execute each time, nothing cached on the
+ * connection). Used for pipelinable queries that go through the pool while a pipeline is on:
+ * the pool writes queries behind others on busy connections, and postgres.js's own re-prepare of
+ * a cached statement the server refused (0A000 after `ALTER … TYPE`, 26000) is unsafe there — it
+ * writes Parse/Describe without a Sync behind the queries already sent, and callers hang or get
+ * another's rows. An unnamed statement is never re-prepared: it is planned afresh on every send.
+ * The options object is replaced, not changed (`unsafe()` callers may share one).
+ */
+export function unprepared(query: RawQuery): void {
+  if (query.options.prepare === false) return;
+  query.options = { ...query.options, prepare: false };
+}

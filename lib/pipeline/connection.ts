@@ -64,6 +64,11 @@ export const MAX_RESENDS = 3;
 /** The send functions of reserved connections, to tell them from other `op.via` values. */
 const SENDS = new WeakSet<(query: RawQuery) => void>();
 
+/** Count `send` among the pipeline's sends (a reserved connection's, or its pool send). */
+export function markPipelineSend(send: (query: RawQuery) => void): void {
+  SENDS.add(send);
+}
+
 /** True when `via` is a reserved connection's send (set by a pipeline, not by `file()`). */
 export function isPipelineSend(via: ((query: RawQuery) => void) | undefined): boolean {
   return via !== undefined && SENDS.has(via);

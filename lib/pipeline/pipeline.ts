@@ -5,56 +5,16 @@
  *
  * @module
  */
-import type { ReservedSql } from "postgres";
-import { checkConnectionInternals, type PgConnection, type RawQuery } from "../core/postgres-internals.ts";
+import { checkConnectionInternals, type PgConnection, type RawQuery, unprepared } from "../core/postgres-internals.ts";
 import { reportHookError, warnOnce } from "../shared/diag.ts";
 import { classify } from "../shared/classify.ts";
-import { PIPELINE_WAIT_MS, ReservedConnection, STALL_MS } from "./connection.ts";
+import { markPipelineSend, PIPELINE_WAIT_MS, ReservedConnection, STALL_MS } from "./connection.ts";
+import { RESERVE_TIMEOUT_MS, reserveWithin } from "./reserve.ts";
+import type { PipelineOptions, PipelineStats } from "./pipeline-types.ts";
+
+export type { PipelineOptions, PipelineStats } from "./pipeline-types.ts";
 
 export { isPipelineSend, MAX_RESENDS, PIPELINE_WAIT_MS, ReservedConnection, STALL_MS } from "./connection.ts";
-
-/** Options of a {@link Pipeline}. */
-export interface PipelineOptions {
-  /** Lane name, for messages. */
-  lane: string;
-  /** Queries in flight per reserved connection before another is reserved. */
-  depth: number;
-  /** The lane's postgres.js `max`. */
-  poolMax: number;
-  /** Most connections reserved at once (the rest of the pool stays for transactions and the like). */
-  maxConnections: number;
-  /** Reserve one connection of the lane's pool. */
-  reserve: () => Promise<ReservedSql<any>>;
-  /** The lane's pool handler, for queries a lost connection never sent. */
-  fallback?: (query: RawQuery) => void;
-}
-
-/** A lane's pipeline section of `stats()`. */
-export interface PipelineStats {
-  depth: number;
-  maxConnections: number;
-  /** Reserved connections taking queries now. */
-  connections: number;
-  /** Reservations under way. */
-  reserving: number;
-  /** Queries in flight on reserved connections. */
-  inFlight: number;
-  /** Backend pids of the reserved connections. */
-  pids: number[];
-  /** Queries per connection now: `depth`, less while statements are slow (see {@link Pipeline}). */
-  effectiveDepth: number;
-  /** Shortest time between completions on one connection, last monitor interval (ms). */
-  serviceMs: number;
-  /** Totals since start: reservations made, released, lost to connection errors, failed. */
-  reserved: number;
-  released: number;
-  lost: number;
-  failures: number;
-  /** Queries written again after the server refused their cached statement before running them. */
-  resent: number;
-  /** Pipelining turned itself off: postgres.js's internals are not what pgpilot expects. */
-  disabled: boolean;
-}
 
 /**
  * The reserved connections of one lane and the routing of queries over them: each query goes
@@ -89,6 +49,13 @@ export class Pipeline {
   readonly maxConnections: number;
   /** Queries in flight on reserved connections. */
   load = 0;
+  /**
+   * Where a pipelinable query goes when no reserved connection takes it (none reserved yet, or
+   * all lost): the lane's pool, as an unnamed statement. The pool writes queries behind others
+   * on its busy connections, and postgres.js's own re-prepare of a refused cached statement is
+   * unsafe there (`unprepared` in lib/core/postgres-internals.ts). Undefined without a pool handler.
+   */
+  readonly poolSend: ((query: RawQuery) => void) | undefined;
   readonly #options: PipelineOptions;
   #connections: ReservedConnection[] = [];
   /** Reserved and not yet given back (includes draining and lost ones still busy). */
@@ -112,6 +79,14 @@ export class Pipeline {
     this.#options = options;
     this.depth = options.depth;
     this.maxConnections = options.maxConnections;
+    const fallback = options.fallback;
+    if (fallback !== undefined) {
+      this.poolSend = (query) => {
+        unprepared(query);
+        fallback(query);
+      };
+      markPipelineSend(this.poolSend);
+    }
   }
 
   /** Queries per connection while statements are as slow as they have been lately. */
@@ -320,7 +295,7 @@ export class Pipeline {
    * Resolves undefined (nothing held) when the object could not be learned.
    */
   async #open(): Promise<ReservedConnection | undefined> {
-    const sql = await this.#options.reserve();
+    const sql = await reserveWithin(this.#options.reserve, RESERVE_TIMEOUT_MS);
     let connection: PgConnection | undefined;
     const onexecute = (value: PgConnection) => {
       connection = value;
@@ -347,6 +322,6 @@ export class Pipeline {
       );
       return undefined;
     }
-    return new ReservedConnection(this.#options.lane, sql, connection!, pid, this.#options.fallback, (c) => this.#idle(c));
+    return new ReservedConnection(this.#options.lane, sql, connection!, pid, this.poolSend, (c) => this.#idle(c));
   }
 }
