@@ -301,7 +301,7 @@ function laneGuard(): Interceptor & { downAt: number | undefined; lastFailed: We
     attach(attached: PilotContext) {
       context = attached;
     },
-    laneAvailable: (lane: string) => !down.has(lane),
+    provides: { laneAvailable: (lane: string) => !down.has(lane) },
     async intercept(op: Operation, next: () => Promise<unknown>) {
       try {
         return await next();
