@@ -106,3 +106,152 @@ export function callerSettlement(query: RawQuery): [Settle, Settle] {
 export function cancelledError(): Error {
   return Object.assign(new Error("57014: canceling statement due to user request"), { code: "57014" });
 }
+
+// ---- the connection of a reserved postgres.js `sql`, for pipelining -------------------------
+//
+// postgres.js 3.4 (src/connection.js) as pgpilot's pipeline relies on it:
+// - a query's `onexecute` option is called with the connection object when it is written;
+// - `connection.execute(query)` builds the query (`build()`: `prepare`, `prepared`, `signature`,
+//   `statement`, `describeFirst`) and writes it behind those already sent; `query.state` is set
+//   and `query.active` becomes true when the query is the one the replies are for;
+// - `connection.reserved` is the function `sql.reserve()` installed; postgres.js sets it to null
+//   when the connection closes or is released;
+// - on ReadyForQuery after an ErrorResponse whose `routine` is one of RE_PREPARE_ROUTINES,
+//   postgres.js re-executes a query built `prepared` (statement cached on the connection) by
+//   itself: it deletes the cached statement and writes Parse/Describe/Flush (no Sync) at the end
+//   of the wire. With other queries pipelined behind, that is unsafe (see {@link writeQuery});
+// - a query built with `onlyDescribe` deletes the connection's cached statement for its
+//   signature, caches the one it describes, and resolves with it.
+
+/** The postgres.js connection object, as far as pgpilot uses it. */
+export interface PgConnection {
+  execute(query: RawQuery): unknown;
+  reserved: unknown;
+}
+
+/** A query after postgres.js built and wrote it. */
+interface BuiltQuery extends RawQuery {
+  prepare?: boolean;
+  prepared?: boolean;
+  signature?: string | false;
+  statement?: { name?: string; types?: unknown[] };
+  describeFirst?: boolean;
+  parameters?: unknown[];
+  retried?: unknown;
+  state?: unknown;
+}
+
+/** Server routines of errors raised before a statement runs, for which postgres.js re-prepares. */
+const RE_PREPARE_ROUTINES = new Set(["FetchPreparedStatement", "RevalidateCachedQuery", "transformAssignedExpr"]);
+
+/** What {@link writeQuery} learned about a query it wrote. */
+export interface Written {
+  /** Must be the last query on the wire until it settles (statement described first, cursor). */
+  blocking: boolean;
+  /** Bound to a statement cached on the connection: key of that cache entry, else undefined. */
+  signature: string | undefined;
+  /** The cached statement it was bound to (identity tells re-described statements apart). */
+  statement: unknown;
+}
+
+/**
+ * Write `query` to `connection` behind the queries already on it. postgres.js would re-prepare
+ * a cached statement by itself when the server rejects it (0A000 "cached plan must not change
+ * result type", 26000 "prepared statement does not exist"): it writes Parse/Describe without a
+ * Sync behind the queries already pipelined and hands the describe's replies to whichever query
+ * is current, so callers get another's rows or hang. Clearing `prepared` once the query is on the
+ * wire turns that path off: the query fails with the server's error, which pgpilot's pipeline
+ * handles itself ({@link isStaleStatement}, {@link describeCopy}). `prepared` is read only when
+ * the buffer is built (done) and in that retry check.
+ *
+ * Returns undefined when postgres.js did not write the query (it was cancelled first).
+ */
+export function writeQuery(connection: PgConnection, query: RawQuery): Written | undefined {
+  const built = query as BuiltQuery;
+  if (built.cancelled) return undefined;
+  connection.execute(query);
+  if (built.state === undefined || built.state === null) return undefined;
+  const prepared = built.prepared === true;
+  built.prepared = false;
+  return {
+    blocking: built.describeFirst === true || built.cursorFn !== undefined,
+    signature: prepared && typeof built.signature === "string" ? built.signature : undefined,
+    statement: prepared ? built.statement : undefined,
+  };
+}
+
+/**
+ * True when `error` is the server refusing a cached statement before running it (the errors
+ * postgres.js would re-prepare for): the query did not execute, so sending it again is safe.
+ */
+export function isStaleStatement(error: unknown): boolean {
+  return typeof error === "object" && error !== null &&
+    RE_PREPARE_ROUTINES.has((error as { routine?: unknown }).routine as string);
+}
+
+/**
+ * Make a query that failed before it ran ready to be written again: fresh parameters (postgres.js
+ * serializes them in place when it binds), no server state (so a cancel meanwhile stays on the
+ * client: `cancelled`, never a cancel request to a backend that runs someone else's query).
+ */
+export function resetForResend(query: RawQuery): void {
+  const built = query as BuiltQuery;
+  built.parameters = undefined;
+  built.state = undefined;
+  built.active = false;
+}
+
+/**
+ * A describe-only copy of `query` made with `sql` (the reserved connection's postgres.js `sql`),
+ * not yet written: written with {@link writeQuery}, it drops the connection's cached statement
+ * for the query's signature and caches a fresh one (postgres.js `onlyDescribe`). It is written
+ * like a statement described first: nothing may be written behind it until it settles.
+ */
+export function describeCopy(sql: (...args: any[]) => unknown, query: RawQuery): RawQuery {
+  const copy = (query.tagged
+    ? sql(query.strings, ...query.args)
+    : (sql as unknown as { unsafe: (...args: unknown[]) => unknown }).unsafe(query.strings[0], query.args, { ...query.options })) as RawQuery;
+  copy.executed = true; // never through its handler: pgpilot writes it
+  copy.onlyDescribe = true;
+  copy.options.prepare = true;
+  return copy;
+}
+
+/**
+ * Check, on a reserved connection's first query (`select … $1`, written through `onexecute`),
+ * that postgres.js has the internals the pipeline relies on. Returns what is missing, or
+ * undefined when everything matches.
+ */
+export function checkConnectionInternals(connection: unknown, probe: RawQuery): string | undefined {
+  const c = connection as Partial<PgConnection> | undefined;
+  if (c === undefined || c === null) return "the connection object (onexecute) was not passed";
+  if (typeof c.execute !== "function") return "connection.execute is not a function";
+  if (typeof c.reserved !== "function") return "connection.reserved is not the reservation's function";
+  const built = probe as BuiltQuery;
+  if (typeof built.prepare !== "boolean" || typeof built.prepared !== "boolean") return "query.prepare/prepared are not set by build()";
+  if (built.prepare && typeof built.signature !== "string") return "query.signature is not set by build()";
+  if (typeof built.describeFirst !== "boolean" && typeof built.describeFirst !== "number") return "query.describeFirst is not set by build()";
+  if (typeof built.statement !== "object" || built.statement === null || typeof built.statement.name !== "string") return "query.statement is not set by build()";
+  if (built.state === undefined || built.state === null) return "query.state is not set by execute()";
+  if (typeof (probe as unknown as { describe?: unknown }).describe !== "function") return "query.describe() is missing";
+  return undefined;
+}
+
+/** The statement object postgres.js built for a query (identity only). */
+export function statementOf(query: RawQuery): unknown {
+  return (query as BuiltQuery).statement;
+}
+
+/**
+ * Send `query` as an unnamed statement (Parse/Bind/Execute each time, nothing cached on the
+ * connection). Used for pipelinable queries that go through the pool while a pipeline is on:
+ * the pool writes queries behind others on busy connections, and postgres.js's own re-prepare of
+ * a cached statement the server refused (0A000 after `ALTER … TYPE`, 26000) is unsafe there — it
+ * writes Parse/Describe without a Sync behind the queries already sent, and callers hang or get
+ * another's rows. An unnamed statement is never re-prepared: it is planned afresh on every send.
+ * The options object is replaced, not changed (`unsafe()` callers may share one).
+ */
+export function unprepared(query: RawQuery): void {
+  if (query.options.prepare === false) return;
+  query.options = { ...query.options, prepare: false };
+}

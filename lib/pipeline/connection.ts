@@ -13,25 +13,33 @@
  * never is. Writing past back-pressure is what the pool does too; only a query that must be
  * described first (or a cursor) has to be the last one on the wire until it completes.
  *
- * postgres.js 3.4 internals this relies on (src/connection.js, src/index.js):
- * - a query's `onexecute` option is called with the connection object when it is sent;
- * - `connection.execute(query)` writes a query behind those already sent, and sets
- *   `query.describeFirst` when the statement must be described before it can be bound;
- * - `connection.reserved` is the function `sql.reserve()` installed. postgres.js sets it to
- *   null when the connection closes (and when it is released), so identity with the value seen
- *   at reservation tells whether the reservation still owns a live connection.
+ * Everything this relies on inside postgres.js (the connection object, how it writes and builds
+ * queries, its statement cache) is in ../core/postgres-internals.ts; the first reservation checks
+ * it, and pipelining turns itself off (one diag warning) when it does not match.
+ *
+ * Statements cached on a connection can be refused by the server before they run (0A000 "cached
+ * plan must not change result type" after `ALTER … TYPE`, 26000 after `DEALLOCATE ALL`/`DISCARD
+ * ALL`). postgres.js's own re-prepare is unsafe behind other pipelined queries, so it is turned
+ * off for queries written here (`writeQuery`); instead the connection re-describes the
+ * statement once (nothing is written behind the describe until it completes) and writes the
+ * refused queries again. They had not run, so this is safe for writes too.
  *
  * @module
  */
 import type { ReservedSql } from "postgres";
-import type { RawQuery } from "../core/postgres-internals.ts";
+import {
+  describeCopy,
+  isStaleStatement,
+  type PgConnection,
+  type RawQuery,
+  resetForResend,
+  statementOf,
+  writeQuery,
+  type Written,
+} from "../core/postgres-internals.ts";
 import { reportHookError } from "../shared/diag.ts";
 
-/** The postgres.js connection object, as far as this file uses it. */
-export interface PgConnection {
-  execute(query: RawQuery): unknown;
-  reserved: unknown;
-}
+export type { PgConnection } from "../core/postgres-internals.ts";
 
 /**
  * How long a query may wait behind the others on its connection before pipelining costs more
@@ -46,13 +54,28 @@ export const PIPELINE_WAIT_MS = 2;
  */
 export const STALL_MS = 20;
 
+/**
+ * How many times a query refused before it ran (stale cached statement) is written again. More
+ * than one so that schema changes in quick succession do not fail callers; bounded so that they
+ * cannot keep a query going round forever.
+ */
+export const MAX_RESENDS = 3;
+
 /** The send functions of reserved connections, to tell them from other `op.via` values. */
 const SENDS = new WeakSet<(query: RawQuery) => void>();
+
+/** Count `send` among the pipeline's sends (a reserved connection's, or its pool send). */
+export function markPipelineSend(send: (query: RawQuery) => void): void {
+  SENDS.add(send);
+}
 
 /** True when `via` is a reserved connection's send (set by a pipeline, not by `file()`). */
 export function isPipelineSend(via: ((query: RawQuery) => void) | undefined): boolean {
   return via !== undefined && SENDS.has(via);
 }
+
+/** The re-describe of a statement is under way. */
+const PENDING = Symbol("pending");
 
 /** A query sent to a connection that is gone: a connection error, so `retry()` may retry reads. */
 function connectionLost(lane: string): Error {
@@ -68,14 +91,20 @@ function connectionLost(lane: string): Error {
 export class ReservedConnection {
   /** Queries handed to it and not settled yet. */
   load = 0;
+  /** Statement descriptions of its own in flight (re-preparing a refused statement). */
+  internal = 0;
   /** Backend process id (`pg_backend_pid()`). */
   readonly pid: number;
   /** Takes no new queries: surplus or lost; released once its queries settled. */
   draining = false;
   /** Failed with a connection error, or postgres.js closed it. */
   lost = false;
+  /** Given back to the pool (or found closed): counted out of the pipeline's held connections. */
+  givenBack = false;
   /** When it last completed a query, or was handed one while idle (ms, `performance.now()`). */
   progressAt = 0;
+  /** Queries written again after the server refused their cached statement before running them. */
+  resent = 0;
   /** Hands a query to this connection; becomes the operation's `op.via`. */
   readonly send: (query: RawQuery) => void;
   readonly #lane: string;
@@ -84,10 +113,22 @@ export class ReservedConnection {
   readonly #token: unknown;
   /** Where a query goes that was never written because the connection is gone: the pool. */
   readonly #fallback: ((query: RawQuery) => void) | undefined;
+  /** Called when a description of its own settled and nothing is in flight any more. */
+  readonly #onIdle: ((connection: ReservedConnection) => void) | undefined;
   /** A query that must be the last one on the wire until it settles (describe first, cursor). */
   #blocking: RawQuery | undefined;
   /** Queries that arrived while `#blocking` was out; sent together when it settles. */
   #deferred: RawQuery[] = [];
+  /** Queries written bound to a cached statement: which one (to re-send them if it is refused). */
+  readonly #bound = new WeakMap<RawQuery, Written>();
+  readonly #resends = new WeakMap<RawQuery, number>();
+  /** Describe-only queries of its own (re-preparing a statement). */
+  readonly #describes = new WeakSet<RawQuery>();
+  /**
+   * Per statement signature: the statement the last re-describe cached, or PENDING while it
+   * runs. A query refused while bound to an older statement is simply written again.
+   */
+  readonly #fresh = new Map<string, unknown>();
   #released = false;
 
   constructor(
@@ -96,20 +137,18 @@ export class ReservedConnection {
     connection: PgConnection,
     pid: number,
     fallback?: (query: RawQuery) => void,
+    onIdle?: (connection: ReservedConnection) => void,
   ) {
     this.#lane = lane;
     this.#fallback = fallback;
+    this.#onIdle = onIdle;
     this.#sql = sql;
     this.#connection = connection;
     this.#token = connection.reserved;
     this.pid = pid;
     this.send = (query) => {
-      if (!this.alive) return this.#reroute(query);
-      if (this.#blocking !== undefined) {
-        this.#deferred.push(query);
-        return;
-      }
-      this.#write(query);
+      this.#intercept(query);
+      this.#route(query);
     };
     SENDS.add(this.send);
   }
@@ -124,10 +163,82 @@ export class ReservedConnection {
     return !this.draining && this.#blocking === undefined && this.alive;
   }
 
+  /** Nothing of ours or of callers in flight on it. */
+  get idle(): boolean {
+    return this.load === 0 && this.internal === 0;
+  }
+
+  #route(query: RawQuery): void {
+    if (!this.alive) return this.#reroute(query);
+    if (this.#blocking !== undefined) {
+      this.#deferred.push(query);
+      return;
+    }
+    this.#write(query);
+  }
+
   #write(query: RawQuery): void {
-    this.#connection.execute(query);
-    const sent = query as RawQuery & { describeFirst?: boolean };
-    if (sent.describeFirst === true || sent.cursorFn !== undefined) this.#blocking = query;
+    const written = writeQuery(this.#connection, query);
+    if (written === undefined) return; // cancelled before it was written, or rejected by postgres.js
+    if (written.signature !== undefined) this.#bound.set(query, written);
+    if (written.blocking) this.#blocking = query;
+  }
+
+  /**
+   * See the server's refusals of a cached statement before the caller does: postgres.js's
+   * `reject` (captured by pilot) is wrapped so that such a query is written again instead.
+   */
+  #intercept(query: RawQuery): void {
+    const reject = query.reject;
+    query.reject = (error) => {
+      if (!this.#resend(query, error)) reject(error);
+    };
+  }
+
+  /** Write a query again that the server refused before running it. False: let it fail. */
+  #resend(query: RawQuery, error: unknown): boolean {
+    if (!isStaleStatement(error) || query.cancelled) return false;
+    const bound = this.#bound.get(query);
+    if (bound === undefined) return false;
+    this.#bound.delete(query);
+    const count = this.#resends.get(query) ?? 0;
+    if (count >= MAX_RESENDS) return false;
+    this.#resends.set(query, count + 1);
+    this.resent++;
+    resetForResend(query);
+    if (this.alive) {
+      const fresh = this.#fresh.get(bound.signature!);
+      if (fresh === undefined || fresh === bound.statement) this.#redescribe(bound.signature!, query);
+    }
+    this.#route(query);
+    return true;
+  }
+
+  /**
+   * Replace the connection's cached statement for `signature` (postgres.js's describe-only
+   * query drops it and caches the new one). Written like any statement described first: the
+   * queries handed over meanwhile wait behind it, the refused one among them.
+   */
+  #redescribe(signature: string, query: RawQuery): void {
+    let copy: RawQuery;
+    try {
+      copy = describeCopy(this.#sql as unknown as (...args: any[]) => unknown, query);
+    } catch (error) {
+      reportHookError("adaptive.redescribe", error);
+      return;
+    }
+    this.#describes.add(copy);
+    this.#fresh.set(signature, PENDING);
+    this.internal++;
+    const done = (ok: boolean) => {
+      if (ok) this.#fresh.set(signature, statementOf(copy));
+      else this.#fresh.delete(signature);
+      this.internal--;
+      this.#unblock(copy);
+      if (this.idle) this.#onIdle?.(this);
+    };
+    copy.then(() => done(true), () => done(false));
+    this.#route(copy);
   }
 
   /**
@@ -159,11 +270,14 @@ export class ReservedConnection {
 
   /**
    * A query that never reached this connection: nothing was written, so it is safe to send it
-   * through the pool (a write too). Without a pool handler it fails as a connection error.
+   * through the pool (a write too). Without a pool handler it fails as a connection error. A
+   * query cancelled meanwhile was already answered (57014) and is never written; a describe of
+   * our own has nothing to do elsewhere.
    */
   #reroute(query: RawQuery): void {
-    if (this.#fallback !== undefined) this.#fallback(query);
-    else query.reject(connectionLost(this.#lane));
+    if (query.cancelled) return;
+    if (this.#describes.has(query) || this.#fallback === undefined) query.reject(connectionLost(this.#lane));
+    else this.#fallback(query);
   }
 
   /**

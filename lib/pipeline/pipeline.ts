@@ -5,52 +5,16 @@
  *
  * @module
  */
-import type { ReservedSql } from "postgres";
-import type { RawQuery } from "../core/postgres-internals.ts";
-import { reportHookError } from "../shared/diag.ts";
+import { checkConnectionInternals, type PgConnection, type RawQuery, unprepared } from "../core/postgres-internals.ts";
+import { reportHookError, warnOnce } from "../shared/diag.ts";
 import { classify } from "../shared/classify.ts";
-import { type PgConnection, PIPELINE_WAIT_MS, ReservedConnection, STALL_MS } from "./connection.ts";
+import { markPipelineSend, PIPELINE_WAIT_MS, ReservedConnection, STALL_MS } from "./connection.ts";
+import { RESERVE_TIMEOUT_MS, reserveWithin } from "./reserve.ts";
+import type { PipelineOptions, PipelineStats } from "./pipeline-types.ts";
 
-export { isPipelineSend, PIPELINE_WAIT_MS, ReservedConnection, STALL_MS } from "./connection.ts";
+export type { PipelineOptions, PipelineStats } from "./pipeline-types.ts";
 
-/** Options of a {@link Pipeline}. */
-export interface PipelineOptions {
-  /** Lane name, for messages. */
-  lane: string;
-  /** Queries in flight per reserved connection before another is reserved. */
-  depth: number;
-  /** The lane's postgres.js `max`. */
-  poolMax: number;
-  /** Most connections reserved at once (the rest of the pool stays for transactions and the like). */
-  maxConnections: number;
-  /** Reserve one connection of the lane's pool. */
-  reserve: () => Promise<ReservedSql<any>>;
-  /** The lane's pool handler, for queries a lost connection never sent. */
-  fallback?: (query: RawQuery) => void;
-}
-
-/** A lane's pipeline section of `stats()`. */
-export interface PipelineStats {
-  depth: number;
-  maxConnections: number;
-  /** Reserved connections taking queries now. */
-  connections: number;
-  /** Reservations under way. */
-  reserving: number;
-  /** Queries in flight on reserved connections. */
-  inFlight: number;
-  /** Backend pids of the reserved connections. */
-  pids: number[];
-  /** Queries per connection now: `depth`, less while statements are slow (see {@link Pipeline}). */
-  effectiveDepth: number;
-  /** Shortest time between completions on one connection, last monitor interval (ms). */
-  serviceMs: number;
-  /** Totals since start: reservations made, released, lost to connection errors, failed. */
-  reserved: number;
-  released: number;
-  lost: number;
-  failures: number;
-}
+export { isPipelineSend, MAX_RESENDS, PIPELINE_WAIT_MS, ReservedConnection, STALL_MS } from "./connection.ts";
 
 /**
  * The reserved connections of one lane and the routing of queries over them: each query goes
@@ -85,6 +49,13 @@ export class Pipeline {
   readonly maxConnections: number;
   /** Queries in flight on reserved connections. */
   load = 0;
+  /**
+   * Where a pipelinable query goes when no reserved connection takes it (none reserved yet, or
+   * all lost): the lane's pool, as an unnamed statement. The pool writes queries behind others
+   * on its busy connections, and postgres.js's own re-prepare of a refused cached statement is
+   * unsafe there (`unprepared` in lib/core/postgres-internals.ts). Undefined without a pool handler.
+   */
+  readonly poolSend: ((query: RawQuery) => void) | undefined;
   readonly #options: PipelineOptions;
   #connections: ReservedConnection[] = [];
   /** Reserved and not yet given back (includes draining and lost ones still busy). */
@@ -100,11 +71,22 @@ export class Pipeline {
   #released = 0;
   #lost = 0;
   #failures = 0;
+  #resent = 0;
+  /** postgres.js's internals did not match at the first reservation: the pool does everything. */
+  #disabled = false;
 
   constructor(options: PipelineOptions) {
     this.#options = options;
     this.depth = options.depth;
     this.maxConnections = options.maxConnections;
+    const fallback = options.fallback;
+    if (fallback !== undefined) {
+      this.poolSend = (query) => {
+        unprepared(query);
+        fallback(query);
+      };
+      markPipelineSend(this.poolSend);
+    }
   }
 
   /** Queries per connection while statements are as slow as they have been lately. */
@@ -163,7 +145,12 @@ export class Pipeline {
     // statement's execution time.
     const gap = connection.settled(query, now);
     if (gap < this.#minGap) this.#minGap = gap;
-    if (connection.load === 0 && (connection.draining || connection.lost || this.#closed)) this.#giveBack(connection);
+    if (connection.idle && (connection.draining || connection.lost || this.#closed)) this.#giveBack(connection);
+  }
+
+  /** A connection's own statement description settled and nothing else is in flight on it. */
+  #idle(connection: ReservedConnection): void {
+    if (connection.draining || connection.lost || this.#closed) this.#giveBack(connection);
   }
 
   /** Pool work needs a connection: stop using the least-loaded reserved one, release it when idle. */
@@ -234,15 +221,20 @@ export class Pipeline {
       released: this.#released,
       lost: this.#lost,
       failures: this.#failures,
+      resent: this.#resent + this.#connections.reduce((sum, connection) => sum + connection.resent, 0),
+      disabled: this.#disabled,
     };
   }
 
   #drain(connection: ReservedConnection): void {
     connection.draining = true;
-    if (connection.load === 0) this.#giveBack(connection);
+    if (connection.idle) this.#giveBack(connection);
   }
 
   #giveBack(connection: ReservedConnection): void {
+    if (connection.givenBack) return;
+    connection.givenBack = true;
+    this.#resent += connection.resent;
     this.#remove(connection);
     connection.release();
     this.#held--;
@@ -263,13 +255,13 @@ export class Pipeline {
       connection.lost = true;
       this.#remove(connection);
       connection.failDeferred();
-      if (connection.load === 0) this.#giveBack(connection);
+      if (connection.idle) this.#giveBack(connection);
     }
   }
 
   /** Reserve one more connection if fewer than `wanted` are held and the pool has room for it. */
   #grow(wanted: number, pooled: number): void {
-    if (this.#closed || this.#failedRecently) return;
+    if (this.#closed || this.#failedRecently || this.#disabled) return;
     // Lost and draining connections are on their way out: they do not count toward `wanted`,
     // but they still hold pool connections until their queries settled.
     let taking = this.#reserving;
@@ -303,27 +295,33 @@ export class Pipeline {
    * Resolves undefined (nothing held) when the object could not be learned.
    */
   async #open(): Promise<ReservedConnection | undefined> {
-    const sql = await this.#options.reserve();
+    const sql = await reserveWithin(this.#options.reserve, RESERVE_TIMEOUT_MS);
     let connection: PgConnection | undefined;
     const onexecute = (value: PgConnection) => {
       connection = value;
       return true;
     };
     let pid: number;
+    let probe: RawQuery | undefined;
     try {
-      const rows = await sql.unsafe("select pg_backend_pid() as pid", [], { onexecute } as never);
+      probe = sql.unsafe("select pg_backend_pid() as pid", [], { onexecute } as never) as unknown as RawQuery;
+      const rows = (await probe) as Array<{ pid?: unknown }>;
       pid = Number(rows[0]?.pid);
     } catch (error) {
       // A closed connection is already back in the pool; releasing it would mark it open.
       if (connection?.reserved) sql.release();
       throw error;
     }
-    if (connection === undefined || typeof connection.execute !== "function" || !connection.reserved) {
-      sql.release();
-      this.#failures++;
-      this.#failedRecently = true;
+    const mismatch = checkConnectionInternals(connection, probe);
+    if (mismatch !== undefined) {
+      if (connection?.reserved) sql.release();
+      this.#disabled = true;
+      warnOnce(
+        "adaptive.pipeline",
+        `pgpilot: pipelining turned off (lane "${this.#options.lane}"): postgres.js internals differ from what it relies on: ${mismatch}`,
+      );
       return undefined;
     }
-    return new ReservedConnection(this.#options.lane, sql, connection, pid, this.#options.fallback);
+    return new ReservedConnection(this.#options.lane, sql, connection!, pid, this.poolSend, (c) => this.#idle(c));
   }
 }

@@ -37,3 +37,19 @@ export function safely<T>(where: string, listener: (event: T) => void, event: T)
     reportHookError(where, error);
   }
 }
+
+const warned = new Set<string>();
+
+/**
+ * A warning to `diag`, once per `key` for the life of the process (a condition that holds for
+ * every connection, such as a postgres.js whose internals differ, is reported once).
+ */
+export function warnOnce(key: string, message: string): void {
+  if (warned.has(key)) return;
+  warned.add(key);
+  try {
+    diag.warn(message);
+  } catch {
+    // A broken diag logger must not break the caller either.
+  }
+}

@@ -27,9 +27,12 @@ function fakeReservation(pid: number, describes: Set<string>) {
     reserved: () => {},
     written: [],
     execute(query) {
+      if ((query as { cancelled?: unknown }).cancelled) return true;
       this.written.push(query);
+      // What postgres.js's build() and execute() set (lib/core/postgres-internals.ts relies on them).
+      Object.assign(query, { state: {}, prepare: true, prepared: false, signature: query.name, statement: { name: "" } });
       // postgres.js sets describeFirst while it builds a statement it has not prepared.
-      if (describes.has(query.name)) query.describeFirst = true;
+      query.describeFirst = describes.has(query.name);
       return true;
     },
   };
@@ -37,8 +40,11 @@ function fakeReservation(pid: number, describes: Set<string>) {
     connection,
     released: false,
     unsafe(_text: string, _args: unknown[], options: { onexecute(connection: FakeConnection): boolean }) {
+      const probe = Object.assign(Promise.resolve([{ pid }]), { name: "probe", describe() {}, reject() {} });
+      connection.execute(probe as never);
+      connection.written.pop(); // the reservation's own query, not one of the test's
       options.onexecute(connection);
-      return Promise.resolve([{ pid }]);
+      return probe;
     },
     release() {
       reservation.released = true;

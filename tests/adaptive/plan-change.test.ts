@@ -1,8 +1,8 @@
 /**
  * A schema change under a running app (ALTER … TYPE invalidates cached plans; postgres.js
- * re-prepares the statement by itself): with adaptive() at its defaults every caller settles
- * with its own rows. This is why pipelining is opt-in: with `pipelineDepth` > 0 the same run
- * left callers unsettled (docs/adaptive.md).
+ * re-prepares the statement by itself): every caller settles with its own rows, at every
+ * pipeline depth. Pipelined, postgres.js's own re-prepare used to leave callers unsettled; the
+ * pipeline now re-describes the statement itself (lib/pipeline/connection.ts).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
@@ -21,14 +21,16 @@ afterAll(async () => {
   await admin.end({ timeout: 1 });
 });
 
-test("a plan invalidated by ALTER … TYPE while 40 callers run: each gets its own rows", async () => {
-  const sql = pilot(postgres(testUrl(), { max: 2, onnotice: () => {} }), { interceptors: [adaptive({ prewarm: false })] });
+test.each([0, 1, 4, 16])("pipelineDepth %i: a plan invalidated by ALTER … TYPE while 40 callers run: each gets its own rows", async (pipelineDepth) => {
+  // max: 4 so that depth > 0 reserves connections (a fifth of the pool stays free).
+  const sql = pilot(postgres(testUrl(), { max: 4, onnotice: () => {} }), { interceptors: [adaptive({ prewarm: false, pipelineDepth })] });
   try {
     const read = (id: number) => sql`select * from plan_change where id = ${id}`;
     const other = (i: number) => sql`select ${i}::int as i, 'other' as kind`;
     // Prepare both statements on every connection.
     await Promise.all(Array.from({ length: 16 }, (_, i) => Promise.all([read(i + 1), other(i)])));
-    await admin`alter table plan_change alter column v type bigint`;
+    const type = pipelineDepth % 2 === 0 ? admin`bigint` : admin`int`;
+    await admin`alter table plan_change alter column v type ${type}`;
     const outcomes = await Promise.allSettled(Array.from({ length: 40 }, (_, i) =>
       i % 2 === 0
         ? read(i + 1).then((rows) => ["read", rows[0]?.id, String(rows[0]?.v)])

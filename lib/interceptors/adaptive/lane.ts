@@ -105,36 +105,51 @@ export class AdaptiveLane implements LaneGauges {
       query.forEachFn === undefined;
     const pipeline = this.#settings.pipeline;
     let connection: ReservedConnection | undefined;
+    let overflow = false;
     if (pipeline !== undefined) {
       if (pipelinable(op)) connection = pipeline.pick(inFlight, this.#pooled, start);
       if (connection !== undefined) sendThrough(op, connection.send);
-      else {
+      else if (pipelinable(op) && pipeline.poolSend !== undefined) {
+        // No reserved connection took it: the pool, unnamed (see Pipeline.poolSend). Not
+        // counted as pool work that keeps the pipeline from reserving: it moves to reserved
+        // connections as soon as there are some.
+        sendThrough(op, pipeline.poolSend);
+        overflow = true;
+      } else {
         // A retried operation may still point at the connection its last attempt used.
         if (isPipelineSend(sendOf(op))) sendThrough(op, undefined);
         if (++this.#pooled + pipeline.held > this.#settings.poolMax) pipeline.yieldOne();
       }
     }
+    const pooled = pipeline !== undefined && connection === undefined && !overflow;
     let result: Promise<unknown>;
     try {
       result = next();
     } catch (error) {
-      this.#settle(start, sampled, error, op, connection);
+      this.#settle(start, sampled, error, op, connection, pooled);
       throw error;
     }
     return result.then(
-      (value) => (this.#settle(start, sampled, undefined, op, connection), value),
+      (value) => (this.#settle(start, sampled, undefined, op, connection, pooled), value),
       (error) => {
-        this.#settle(start, sampled, error, op, connection);
+        this.#settle(start, sampled, error, op, connection, pooled);
         throw error;
       },
     );
   }
 
-  #settle(start: number, sampled: boolean, error: unknown, op: Operation, connection: ReservedConnection | undefined): void {
+  #settle(
+    start: number,
+    sampled: boolean,
+    error: unknown,
+    op: Operation,
+    connection: ReservedConnection | undefined,
+    pooled: boolean,
+  ): void {
     const end = performance.now();
     const pipeline = this.#settings.pipeline;
     if (connection !== undefined) pipeline!.settle(connection, sentQuery(op), error, end);
-    else if (pipeline !== undefined) this.#pooled--;
+    else if (pooled) this.#pooled--;
     const held = end - start;
     this.load.finish(end, this.limiter.inFlight, held, error === undefined);
     if (error !== undefined && classify(error) === "timeout") this.#drops++;
