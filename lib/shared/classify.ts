@@ -45,9 +45,16 @@ const CONNECTION_CODES = new Set([
 const TIMEOUT_CODES = new Set(["57014", "55P03", "DEADLINE_EXCEEDED"]);
 
 /**
+ * Cloudflare Workers: `connect()` (cloudflare:sockets) rejects with a plain Error without a
+ * `code`; postgres.js passes it on as is. Matched by message, only when there is no code.
+ */
+const WORKERS_CONNECTION_MESSAGE = /^proxy request failed, cannot connect to the specified address/;
+
+/**
  * Classify an error into a failure category. Pure: looks only at `code` (SQLSTATE,
  * postgres.js code, socket errno name or pgpilot code) of the error or, when an ORM or the
- * application wrapped it, of the first error in its `cause` chain that has one.
+ * application wrapped it, of the first error in its `cause` chain that has one — and at the
+ * message of a code-less Workers socket error.
  *
  * Anything unrecognised is `client`: counting an unknown error against the database's
  * health would let an application bug open the circuit.
@@ -62,7 +69,10 @@ const TIMEOUT_CODES = new Set(["57014", "55P03", "DEADLINE_EXCEEDED"]);
 export function classify(error: unknown): FailureCategory {
   const failure = underlyingError(error);
   const code = ownCode(failure);
-  if (code === undefined) return "client";
+  if (code === undefined) {
+    const message = (failure as { message?: unknown } | null)?.message;
+    return typeof message === "string" && WORKERS_CONNECTION_MESSAGE.test(message) ? "connection" : "client";
+  }
   if (CONNECTION_CODES.has(code)) return "connection";
   if (TIMEOUT_CODES.has(code)) return "timeout";
   if (isPilotError(failure)) return "client";
