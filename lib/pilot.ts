@@ -10,6 +10,7 @@
  */
 import type { Sql } from "postgres";
 import * as v from "valibot";
+import { markUnreachable } from "./classify.ts";
 import { compose } from "./compose.ts";
 import { parseOptions } from "./config.ts";
 import { ConfigError } from "./errors.ts";
@@ -195,7 +196,13 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
       const query = op.attempt > 1 ? recreate(original, lane) : original;
       op.current = query;
       op.cancelSent = cancelSent;
-      captureSettlement(query, resolve, reject);
+      captureSettlement(query, resolve, (error) => {
+        // A server error for a query postgres.js never wrote to a connection came while the
+        // connection was being established (wrong database, role, password): the lane, not
+        // the statement, is at fault.
+        if ((query as { state?: unknown }).state === undefined) markUnreachable(error);
+        reject(error);
+      });
       op.dispatched = true;
       op.dispatchedAt = performance.now();
       const via = op.via;
@@ -433,16 +440,20 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
       // An interceptor may wait for work in flight (adaptive() for its reserved connections):
       // with a timeout, no longer than it.
       const closed = Promise.allSettled(interceptors.map((interceptor) => interceptor.close?.()));
-      if (options?.timeout === undefined || options.timeout === null) await closed;
-      else await raceTimeout(closed, options.timeout * 1000);
-      const ended = Promise.allSettled([...lanes.values()].map((lane) => lane.sql.end(options)));
       const timeout = options?.timeout;
       if (timeout === undefined || timeout === null) {
-        await ended;
+        await closed;
+        await Promise.allSettled([...lanes.values()].map((lane) => lane.sql.end(options)));
         return;
       }
+      // One budget for the whole close: what the interceptors used is taken from the lanes'
+      // end(), so close() settles within `timeout` + 1 s in every state.
+      const started = performance.now();
+      await raceTimeout(closed, timeout * 1000);
+      const left = Math.max(0, timeout * 1000 - (performance.now() - started));
+      const ended = Promise.allSettled([...lanes.values()].map((lane) => lane.sql.end({ timeout: left / 1000 })));
       // postgres.js's end() can hang after a connection reset; never let close() hang with it.
-      await raceTimeout(ended, timeout * 1000 + 1000);
+      await raceTimeout(ended, left + 1000);
     })());
   }
 }

@@ -9,6 +9,7 @@
  * @module
  */
 import { metrics } from "@opentelemetry/api";
+import { isPilotError } from "../errors.ts";
 import { classify, errorCode, FAILURE_CATEGORIES, type FailureCategory } from "../classify.ts";
 import type { HealthReport, Interceptor, LaneInfo, Next, PilotContext } from "../interceptor.ts";
 import type { Operation } from "../operation.ts";
@@ -21,7 +22,7 @@ import { pgpilotMeter } from "../telemetry/otel.ts";
 import { type PatternSnapshot, PatternStats } from "../telemetry/pattern-stats.ts";
 import { type LaneUsage, PoolAccounting, type QueueGauge } from "../telemetry/pool-accounting.ts";
 import { SlidingWindow } from "../telemetry/sliding-window.ts";
-import { monitorHealth } from "./monitor/health.ts";
+import { type FailingStreak, monitorHealth } from "./monitor/health.ts";
 import { createInstruments, type MonitorInstruments } from "./monitor/instruments.ts";
 import { type MonitorOptions, parseMonitorOptions } from "./monitor/options.ts";
 
@@ -74,8 +75,12 @@ export interface MonitorStats {
   /** All-time query latency (log-scale buckets: percentiles within ±9%). */
   latency: { meanMs: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number };
   slow: { count: number; share: number };
-  /** Failed operations by failure category (a failing query inside a failing transaction counts once). */
-  errors: Record<FailureCategory, number>;
+  /**
+   * Failed operations by failure category (a failing query inside a failing transaction counts
+   * once); `rejected`: calls an open circuit turned away (`CIRCUIT_OPEN`), which count in the
+   * error rate but not in latency.
+   */
+  errors: Record<FailureCategory | "rejected", number>;
   /** Pool figures per lane (see PoolAccounting for definitions). */
   pool: Record<string, LaneUsage>;
   patterns: { tracked: number; max: number; evicted: number; evictedCalls: number; top: PatternSnapshot[] };
@@ -128,10 +133,11 @@ export function monitor(options?: MonitorOptions): Monitor {
   const patterns = new PatternStats(config.maxPatterns);
   const latency = new LogHistogram();
   const window = new SlidingWindow(config.windowSeconds);
-  const errors = Object.fromEntries(FAILURE_CATEGORIES.map((category) => [category, 0])) as Record<
-    FailureCategory,
+  const errors = Object.fromEntries([...FAILURE_CATEGORIES, "rejected"].map((category) => [category, 0])) as Record<
+    FailureCategory | "rejected",
     number
   >;
+  const streaks = new Map<string, FailingStreak>();
   const totals = { queries: 0, transactions: 0, reserves: 0, errors: 0, slow: 0, rows: 0 };
   // Errors already counted for a child query: its transaction failing with the same error object
   // must not count twice.
@@ -149,6 +155,7 @@ export function monitor(options?: MonitorOptions): Monitor {
       if (op.parent === undefined) {
         pool.end(op);
         recordConnection(op, ms, error, failed);
+        if (failed || streaks.size > 0) recordStreak(op, error, failed);
       }
       if (op.kind === "query") recordQuery(op, end, ms, value, error, failed);
       else recordHolder(op, end, error, failed);
@@ -157,7 +164,32 @@ export function monitor(options?: MonitorOptions): Monitor {
     }
   }
 
+  /** Operations in a row that failed on a lane (health: a lane where every call fails is down). */
+  function recordStreak(op: Operation, error: unknown, failed: boolean): void {
+    if (!failed) {
+      streaks.delete(op.lane);
+      return;
+    }
+    if (isRejection(error) || !streakCounts(error)) return;
+    const streak = streaks.get(op.lane);
+    const text = describeError(error);
+    if (streak === undefined) streaks.set(op.lane, { failures: 1, error: text });
+    else {
+      streak.failures++;
+      streak.error = text;
+    }
+  }
+
+  /** A call the breaker turned away: an error for the caller, without a latency. */
+  function recordRejection(end: number, query: boolean): void {
+    if (query) totals.queries++;
+    totals.errors++;
+    errors.rejected++;
+    window.record(end, undefined, false, true);
+  }
+
   function recordQuery(op: Operation, end: number, ms: number, value: unknown, error: unknown, failed: boolean): void {
+    if (failed && isRejection(error)) return recordRejection(end, true);
     totals.queries++;
     let category: FailureCategory | undefined;
     if (failed) {
@@ -191,6 +223,7 @@ export function monitor(options?: MonitorOptions): Monitor {
   function recordHolder(op: Operation, end: number, error: unknown, failed: boolean): void {
     if (op.kind === "transaction") totals.transactions++;
     else totals.reserves++;
+    if (failed && isRejection(error)) return recordRejection(end, false);
     let ownFailure = false;
     if (failed && !(typeof error === "object" && error !== null && childErrors.has(error))) {
       const category = classify(error);
@@ -318,7 +351,7 @@ export function monitor(options?: MonitorOptions): Monitor {
     },
     stats,
     health(): HealthReport {
-      return monitorHealth(window.snapshot(performance.now()), pool.usage(), config.health);
+      return monitorHealth(window.snapshot(performance.now()), pool.usage(), config.health, streaks);
     },
     async close(): Promise<void> {
       try {
@@ -337,6 +370,32 @@ function queueOf(candidate: Interceptor | undefined): QueueGauge | undefined {
   return candidate !== undefined && typeof (candidate as Partial<QueueGauge>).pending === "function"
     ? (candidate as unknown as QueueGauge)
     : undefined;
+}
+
+/** A call an open circuit turned away (any copy of pgpilot). */
+function isRejection(error: unknown): boolean {
+  return isPilotError(error) && error.code === "CIRCUIT_OPEN";
+}
+
+/**
+ * Errors about one statement or its data (cardinality 21, data 22, constraints 23, syntax and
+ * undefined objects 42 — but not 42501, no permission —, WITH CHECK 44, PL/pgSQL P0) say
+ * nothing about the lane: they neither make nor break a failing streak.
+ */
+function streakCounts(error: unknown): boolean {
+  const code = errorCode(error);
+  if (code === undefined || code.length !== 5 || code === "42501") return true;
+  return !STATEMENT_CLASSES.has(code.slice(0, 2));
+}
+
+const STATEMENT_CLASSES = new Set(["21", "22", "23", "42", "44", "P0"]);
+
+/** `"message" (code)`, at most 200 characters of message. */
+function describeError(error: unknown): string {
+  const message = typeof error === "object" && error !== null ? (error as { message?: unknown }).message : error;
+  const code = errorCode(error);
+  const text = JSON.stringify(String(message ?? "").slice(0, 200));
+  return code === undefined ? text : `${text} (${code})`;
 }
 
 /** Rows returned or affected: postgres.js puts `count` on its result arrays. */
