@@ -45,6 +45,7 @@ interface Result {
   uncaught: string[];
   errors: Record<string, number>;
   health?: string;
+  firstAdmitted?: string;
 }
 
 function make(mode: string) {
@@ -64,17 +65,28 @@ async function cycle(mode: string, n: number): Promise<Result> {
   guard?.onStateChange((t) => transitions.push({ at: performance.now(), to: t.to, category: t.category, retryAfterMs: t.retryAfterMs }));
   const acked: { id: string; at: number }[] = [];
   const errors: Record<string, number> = {};
+  // Outcome of the first call that started after the circuit closed (after the restart).
+  let closedAt: number | undefined;
+  let firstAdmitted: string | undefined;
+  guard?.onStateChange((t) => {
+    if (t.to === "closed" && restarted !== undefined) closedAt ??= performance.now();
+  });
+  let restarted: number | undefined;
   let stop = false;
   let inflight = 0;
   const writer = async (w: number) => {
     for (let i = 0; !stop; i++) {
       const id = `${mode}-${n}-${w}-${i}`;
       inflight++;
+      const began = performance.now();
+      const watch = (closedAt !== undefined && began >= closedAt) || (mode === "raw" && restarted !== undefined && began >= restarted);
       try {
         await sql`insert into writes ${sql({ id, writer: w })}`;
         acked.push({ id, at: performance.now() });
+        if (watch) firstAdmitted ??= "ok";
       } catch (error) {
         const code = (error as { code?: string }).code ?? (error as Error).name;
+        if (watch && code !== "CIRCUIT_OPEN") firstAdmitted ??= code;
         errors[code] = (errors[code] ?? 0) + 1;
         await sleep(10);
       } finally {
@@ -89,6 +101,7 @@ async function cycle(mode: string, n: number): Promise<Result> {
   await sleep(Math.max(0, 6_000 - (performance.now() - t0)));
   await server.start();
   const started = performance.now();
+  restarted = started;
   let first: number | undefined;
   while (performance.now() - started < afterS * 1000) {
     const hit = acked.find((a) => a.at >= started);
@@ -121,6 +134,7 @@ async function cycle(mode: string, n: number): Promise<Result> {
     uncaught: [...new Set(uncaught)],
     errors,
     health,
+    firstAdmitted,
     ...(process.env.TRACE ? { path: transitions.map((t) => `${Math.round(t.at - started)}:${t.to}${t.to === "open" ? `(${t.category},${Math.round(t.retryAfterMs ?? 0)})` : ""}`).join(" ") } : {}),
   };
 }
@@ -145,7 +159,7 @@ for (const mode of modes) {
     `${mode.padEnd(8)} recovered ${ok.length}/${rs.length}; ms: ${rec.map((x) => x ?? "none").join(", ")}; ` +
       `median ${ok[Math.floor(ok.length / 2)] ?? "-"}, max ${ok.at(-1) ?? "-"}; ` +
       `closed ms: ${rs.map((r) => r.closedMs ?? "-").join(", ")}; re-opened after first success: ${rs.filter((r) => r.reopened > 0).length}; ` +
-      `uncaught in ${rs.filter((r) => r.uncaught.length > 0).length}; lost ${rs.reduce((s, r) => s + r.lost, 0)}; unsettled ${rs.reduce((s, r) => s + r.unsettled, 0)}`,
+      `first call after close: ${rs.map((r) => r.firstAdmitted ?? "-").join(",")}; uncaught in ${rs.filter((r) => r.uncaught.length > 0).length}; lost ${rs.reduce((s, r) => s + r.lost, 0)}; unsettled ${rs.reduce((s, r) => s + r.unsettled, 0)}`,
   );
 }
 process.exit(0);
