@@ -83,6 +83,14 @@ export class Operation {
   via: ((query: RawQuery) => void) | undefined = undefined;
   /** @internal The postgres.js query in flight (a fresh copy on a retry). */
   current: RawQuery | undefined = undefined;
+  /**
+   * Asked by pilot right before the operation is handed to postgres.js: an error to reject it
+   * with instead, or undefined. The breaker sets it, so that a call admitted while the circuit
+   * was closed but still waiting in pgpilot's queue (adaptive) when it opened is turned away
+   * without I/O, instead of costing a connection attempt against a database that is down
+   * (each one raises postgres.js's reconnect backoff for the whole pool).
+   */
+  dispatchGate: ((op: Operation) => unknown) | undefined = undefined;
   /** @internal Cancels the sent query on the server; pilot sets it when it sends one. */
   cancelSent: ((op: Operation) => void) | undefined = undefined;
   /** Lane chosen explicitly by the caller (`sql.lane()` / `sql.with({ lane })` / a comment hint). */

@@ -178,6 +178,11 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
   // ---- the terminal step: what runs after the last interceptor --------------------------
 
   function perform(op: Operation): Promise<unknown> {
+    const gate = op.dispatchGate;
+    if (gate !== undefined) {
+      const refusal = gate(op);
+      if (refusal !== undefined) return Promise.reject(refusal);
+    }
     if (op.task === undefined) return send(op);
     if (op.aborted) return Promise.reject(op.abortReason);
     op.dispatched = true;

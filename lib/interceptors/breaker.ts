@@ -157,6 +157,11 @@ export function breaker(options?: BreakerOptions): Breaker {
   }
 
   function reject(lane: Lane): Promise<never> {
+    return Promise.reject(rejection(lane));
+  }
+
+  /** Count a rejection and build its error. */
+  function rejection(lane: Lane): CircuitOpenError {
     const circuit = lane.circuit;
     const state = circuit.state;
     // Rejected means not closed, so a category is there.
@@ -168,7 +173,7 @@ export function breaker(options?: BreakerOptions): Breaker {
       rejections.emit({ lane: circuit.lane, category, state: state.name === "open" ? "open" : "half-open", retryAfterMs });
     }
     const cause = state.name === "closed" ? undefined : state.cause;
-    return Promise.reject(new CircuitOpenError(circuit.lane, category, retryAfterMs, cause));
+    return new CircuitOpenError(circuit.lane, category, retryAfterMs, cause);
   }
 
   /** Record how a call admitted with `ticket` ended in error. */
@@ -257,6 +262,15 @@ export function breaker(options?: BreakerOptions): Breaker {
     );
   }
 
+  /**
+   * Right before dispatch: a call admitted while the circuit was closed, whose lane's circuit
+   * opened while it waited in pgpilot's queue, is rejected without I/O.
+   */
+  function gate(op: Operation): unknown {
+    const lane = lanes.get(op.lane);
+    return lane === undefined || lane.circuit.state.name !== "open" ? undefined : rejection(lane);
+  }
+
   // Lanes named in a persisted state exist from the start, so state() and stats() show them.
   for (const name of Object.keys(config.initialState)) laneOf(name);
 
@@ -292,6 +306,7 @@ export function breaker(options?: BreakerOptions): Breaker {
         ticket = circuit.admit();
         if (ticket === REJECTED) return reject(lane);
       }
+      op.dispatchGate = gate;
       return watched(lane, ticket, op, next);
     },
 
