@@ -13,20 +13,32 @@
  *
  * @module
  */
-export { pilot } from "./lib/pilot.ts";
-export type { PilotApi, PilotOptions, PilotSql, PilotStats } from "./lib/pilot.ts";
-export { compose } from "./lib/compose.ts";
-export type { Chain } from "./lib/compose.ts";
-export { Operation } from "./lib/operation.ts";
-export type { CallScope, OperationAnalysis, OperationKind } from "./lib/operation.ts";
-export type { HealthReport, HealthStatus, Interceptor, LaneInfo, Next, PilotContext } from "./lib/interceptor.ts";
-export type { PilotHealth } from "./lib/health.ts";
+export { pilot } from "./lib/core/pilot.ts";
+export type { PilotApi, PilotOptions, PilotSql, PilotStats, StatsSections } from "./lib/core/pilot.ts";
+export { compose } from "./lib/core/compose.ts";
+export type { Chain } from "./lib/core/compose.ts";
+export { Operation } from "./lib/core/operation.ts";
+export type { CallScope, OperationAnalysis, OperationKind } from "./lib/core/operation.ts";
+export type {
+  Capabilities,
+  ChainCapabilities,
+  HealthReport,
+  HealthStatus,
+  Interceptor,
+  LaneInfo,
+  Next,
+  PilotContext,
+  Stage,
+} from "./lib/core/interceptor.ts";
+export { OperationSlot } from "./lib/core/operation.ts";
+export type { Subscription } from "./lib/shared/listeners.ts";
+export type { PilotHealth } from "./lib/core/health.ts";
 export { healthHandler } from "./lib/telemetry/health-handler.ts";
 export type { HealthSource } from "./lib/telemetry/health-handler.ts";
 export { createMetricProducer } from "./lib/telemetry/metric-producer.ts";
 export type { PgpilotMetricProducer } from "./lib/telemetry/metric-producer.ts";
-export { classify, errorCode, FAILURE_CATEGORIES, isSqlState } from "./lib/classify.ts";
-export type { FailureCategory } from "./lib/classify.ts";
+export { classify, errorCode, FAILURE_CATEGORIES, isSqlState } from "./lib/shared/classify.ts";
+export type { FailureCategory } from "./lib/shared/classify.ts";
 export {
   CircuitOpenError,
   ConfigError,
@@ -35,26 +47,26 @@ export {
   PilotError,
   PoolSaturatedError,
   PoolTimeoutError,
-} from "./lib/errors.ts";
-export type { PilotErrorCode } from "./lib/errors.ts";
+} from "./lib/shared/errors.ts";
+export type { PilotErrorCode } from "./lib/shared/errors.ts";
 export { analyzeSql } from "./lib/sql/analyze.ts";
 export type { SqlAnalysis } from "./lib/sql/analyze.ts";
 
 // ---- interceptors (recommended order: tracing, monitor, affinity, deadline, retry, breaker, adaptive)
-export { SLOW_QUERY_EVENT, tracing } from "./lib/interceptors/tracing.ts";
-export type { Tracing, TracingOptions } from "./lib/interceptors/tracing.ts";
-export { monitor } from "./lib/interceptors/monitor.ts";
+export { SLOW_QUERY_EVENT, tracing } from "./lib/interceptors/tracing/index.ts";
+export type { Tracing, TracingInterceptor, TracingOptions } from "./lib/interceptors/tracing/index.ts";
+export { monitor } from "./lib/interceptors/monitor/index.ts";
 export type {
   HealthThresholds,
   LaneUsage,
   Monitor,
+  MonitorInterceptor,
   MonitorOptions,
   MonitorStats,
   PatternSnapshot,
-  QueueGauge,
   SlowQueryEvent,
-} from "./lib/interceptors/monitor.ts";
-export { AFFINITY_METRIC, AFFINITY_REASON_ATTRIBUTE, affinity } from "./lib/interceptors/affinity.ts";
+} from "./lib/interceptors/monitor/index.ts";
+export { AFFINITY_METRIC, AFFINITY_REASON_ATTRIBUTE, affinity } from "./lib/interceptors/affinity/index.ts";
 export type {
   AffinityInterceptor,
   AffinityOptions,
@@ -63,15 +75,16 @@ export type {
   PatternEvidence,
   PatternState,
   RoutingReason,
-} from "./lib/interceptors/affinity.ts";
-export { deadline } from "./lib/interceptors/deadline.ts";
-export type { Deadline, DeadlineExpiry, DeadlineOptions } from "./lib/interceptors/deadline.ts";
-export { retry, RETRY_METRIC } from "./lib/interceptors/retry.ts";
-export type { Retry, RetryEvent, RetryOptions, RetryReason, RetryStats } from "./lib/interceptors/retry.ts";
-export { breaker } from "./lib/interceptors/breaker.ts";
+} from "./lib/interceptors/affinity/index.ts";
+export { deadline } from "./lib/interceptors/deadline/index.ts";
+export type { Deadline, DeadlineExpiry, DeadlineInterceptor, DeadlineOptions } from "./lib/interceptors/deadline/index.ts";
+export { retry, RETRY_METRIC } from "./lib/interceptors/retry/index.ts";
+export type { Retry, RetryEvent, RetryInterceptor, RetryOptions, RetryReason, RetryStats } from "./lib/interceptors/retry/index.ts";
+export { breaker } from "./lib/interceptors/breaker/index.ts";
 export { BREAKER_ATTR, BREAKER_METRIC } from "./lib/interceptors/breaker/telemetry.ts";
 export type {
   Breaker,
+  BreakerInterceptor,
   BreakerOptions,
   BreakerRejection,
   BreakerStats,
@@ -79,12 +92,14 @@ export type {
   CircuitStateName,
   CircuitTransition,
   CountedCategory,
-  Disposable,
   LaneBreakerStats,
-} from "./lib/interceptors/breaker.ts";
-export { adaptive } from "./lib/interceptors/adaptive.ts";
-export type { AdaptiveInterceptor, AdaptiveOptions, AdaptiveStats } from "./lib/interceptors/adaptive.ts";
-export type { AdaptiveLaneStats, LimitChange } from "./lib/adaptive/lane.ts";
-export type { LoadSnapshot } from "./lib/adaptive/load-monitor.ts";
-export type { ForecastAccuracy } from "./lib/adaptive/forecast.ts";
-export { ADAPTIVE_METRIC } from "./lib/adaptive/metrics.ts";
+} from "./lib/interceptors/breaker/index.ts";
+export { adaptive } from "./lib/interceptors/adaptive/index.ts";
+export { aimd, fixed, gradient, vegas } from "./lib/interceptors/adaptive/strategies.ts";
+export type { AimdOptions, GradientOptions, LimitStrategy, VegasOptions } from "./lib/interceptors/adaptive/strategies.ts";
+export type { LimitAlgorithm, LimitSample } from "./lib/interceptors/adaptive/algorithm.ts";
+export type { AdaptiveInterceptor, AdaptiveOptions, AdaptiveStats } from "./lib/interceptors/adaptive/index.ts";
+export type { AdaptiveLaneStats, LimitChange } from "./lib/interceptors/adaptive/lane.ts";
+export type { LoadSnapshot } from "./lib/interceptors/adaptive/load-monitor.ts";
+export type { ForecastAccuracy } from "./lib/interceptors/adaptive/forecast.ts";
+export { ADAPTIVE_METRIC } from "./lib/interceptors/adaptive/metrics.ts";

@@ -1,5 +1,5 @@
 /**
- * `pgpilot/prometheus`: Prometheus export for Node, Bun and Deno (DESIGN §4).
+ * `pgpilot/prometheus`: Prometheus export for Node, Bun and Deno.
  *
  * - `metricsHandler()`: a web request handler that answers with the Prometheus text format,
  *   for `Bun.serve`, `Deno.serve`, Hono or any `fetch`-style server.
@@ -20,9 +20,9 @@ import { diag, metrics } from "@opentelemetry/api";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import { MeterProvider, type MetricReader, type ResourceMetrics, type ViewOptions } from "@opentelemetry/sdk-metrics";
 import * as v from "valibot";
-import { parseOptions } from "./config.ts";
-import type { PilotHealth } from "./health.ts";
-import { reportHookError } from "./telemetry/diag.ts";
+import { parseOptions } from "./shared/config.ts";
+import type { PilotHealth } from "./core/health.ts";
+import { reportHookError } from "./shared/diag.ts";
 import { healthHandler, type HealthSource } from "./telemetry/health-handler.ts";
 
 import { createMetricProducer, linkMetricProducer, type PgpilotMetricProducer } from "./telemetry/metric-producer.ts";

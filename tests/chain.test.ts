@@ -4,8 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import type { Interceptor } from "../lib/interceptor.ts";
-import type { Operation } from "../lib/operation.ts";
+import type { Interceptor } from "../lib/core/interceptor.ts";
+import type { Operation } from "../lib/core/operation.ts";
 import { pilot } from "../mod.ts";
 import { testUrl } from "./support/db.ts";
 import { recorder } from "./support/recorder.ts";

@@ -309,11 +309,11 @@ describe("reserve, listen, notify, subscribe, end", () => {
       received.push(payload);
       resolveNotified();
     });
-    expect(kinds()).toEqual(["query:LISTEN"]);
+    expect(kinds()).toEqual(["listen:LISTEN"]);
     await sql.notify("pgpilot_test", "hello");
     await notified;
     expect(received).toEqual(["hello"]);
-    expect(kinds()).toEqual(["query:LISTEN", "query:SELECT"]);
+    expect(kinds()).toEqual(["listen:LISTEN", "query:SELECT"]);
     await listening.unlisten();
   });
 

@@ -10,10 +10,10 @@
  */
 import { bench, do_not_optimize, run, summary } from "mitata";
 import postgres from "postgres";
-import { compose } from "../../lib/compose.ts";
-import type { Interceptor } from "../../lib/interceptor.ts";
-import { Operation } from "../../lib/operation.ts";
-import { pilot } from "../../lib/pilot.ts";
+import { compose } from "../../lib/core/compose.ts";
+import type { Interceptor } from "../../lib/core/interceptor.ts";
+import { Operation } from "../../lib/core/operation.ts";
+import { pilot } from "../../lib/core/pilot.ts";
 import { analyzeTemplate, analyzeUnsafe } from "../../lib/sql/cache.ts";
 
 const raw = postgres("postgres://nobody@127.0.0.1:9/none", { max: 1 });

@@ -16,9 +16,9 @@
  * process in every configuration (parallel workers would escape a lane's size).
  */
 import postgres from "postgres";
-import type { Interceptor } from "../../lib/interceptor.ts";
-import { affinity, type AffinityStats } from "../../lib/interceptors/affinity.ts";
-import { pilot } from "../../lib/pilot.ts";
+import type { Interceptor } from "../../lib/core/interceptor.ts";
+import { affinity, type AffinityStats } from "../../lib/interceptors/affinity/index.ts";
+import { pilot } from "../../lib/core/pilot.ts";
 import { closedLoop, type LoadResult } from "../lib/load.ts";
 import type { BenchContext, Scenario } from "../lib/scenario.ts";
 import { fmt, median } from "../lib/stats.ts";
@@ -52,7 +52,7 @@ const raw = (max: number, url: string) =>
  * pool: in flight never exceeds the connections (no pipelining in postgres.js).
  */
 async function admission(): Promise<Interceptor[]> {
-  const { adaptive } = await import("../../lib/interceptors/adaptive.ts");
+  const { adaptive } = await import("../../lib/interceptors/adaptive/index.ts");
   return [adaptive({ algorithm: "fixed", prewarm: false, queueTimeoutMs: 60_000, maxQueue: 10_000, pipelineDepth: 16 })];
 }
 

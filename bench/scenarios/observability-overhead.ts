@@ -22,12 +22,13 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import process from "node:process";
 import postgres from "postgres";
-import { compose } from "../../lib/compose.ts";
-import type { Interceptor, LaneInfo, PilotContext } from "../../lib/interceptor.ts";
-import { monitor } from "../../lib/interceptors/monitor.ts";
-import { tracing } from "../../lib/interceptors/tracing.ts";
-import { Operation } from "../../lib/operation.ts";
-import { pilot } from "../../lib/pilot.ts";
+import { compose } from "../../lib/core/compose.ts";
+import { attachChain } from "../../lib/core/attach.ts";
+import type { Interceptor, LaneInfo } from "../../lib/core/interceptor.ts";
+import { monitor } from "../../lib/interceptors/monitor/index.ts";
+import { tracing } from "../../lib/interceptors/tracing/index.ts";
+import { Operation } from "../../lib/core/operation.ts";
+import { pilot } from "../../lib/core/pilot.ts";
 import { analyzeTemplate } from "../../lib/sql/cache.ts";
 import { createMetricProducer } from "../../lib/telemetry/metric-producer.ts";
 import { closedLoop } from "../lib/load.ts";
@@ -141,13 +142,7 @@ async function chainCost(count: number, repeats: number): Promise<Table> {
   for (const [name, build, sampler] of chains) {
     const telemetry = sdk(sampler?.());
     const interceptors = build(telemetry);
-    const context: PilotContext = {
-      name: "bench",
-      lanes,
-      primaryLane: "primary",
-      interceptors: new Map(interceptors.map((interceptor) => [interceptor.name, interceptor])),
-    };
-    for (const interceptor of interceptors) interceptor.attach?.(context);
+    attachChain(interceptors, { name: "bench", lanes, primaryLane: "primary", meterProvider: undefined, tracerProvider: undefined });
     const chain = compose(interceptors, (op) => ((op.dispatchedAt = performance.now()), result));
     let best = Infinity;
     for (let repeat = 0; repeat < repeats; repeat++) {

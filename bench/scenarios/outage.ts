@@ -17,9 +17,9 @@
  * bounded time in both).
  */
 import postgres from "postgres";
-import { breaker } from "../../lib/interceptors/breaker.ts";
-import { deadline } from "../../lib/interceptors/deadline.ts";
-import { pilot } from "../../lib/pilot.ts";
+import { breaker } from "../../lib/interceptors/breaker/index.ts";
+import { deadline } from "../../lib/interceptors/deadline/index.ts";
+import { pilot } from "../../lib/core/pilot.ts";
 import { type FaultProxy, startFaultProxy } from "../../tests/support/fault-proxy.ts";
 import { type PostgresServer, startPostgres } from "../../tests/support/postgres.ts";
 import type { BenchContext, Chart, Scenario, Table } from "../lib/scenario.ts";

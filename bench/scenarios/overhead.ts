@@ -8,7 +8,7 @@ import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import pg from "pg";
 import postgres from "postgres";
-import { pilot } from "../../lib/pilot.ts";
+import { pilot } from "../../lib/core/pilot.ts";
 import { closedLoop } from "../lib/load.ts";
 import type { Scenario, Table } from "../lib/scenario.ts";
 import { fmt, median, spread } from "../lib/stats.ts";

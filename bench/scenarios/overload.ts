@@ -9,8 +9,8 @@
  * (closed loop, 20 workers, raw `max: 10`); each variant then gets the same arrival rate.
  */
 import postgres from "postgres";
-import { adaptive } from "../../lib/interceptors/adaptive.ts";
-import { pilot } from "../../lib/pilot.ts";
+import { adaptive } from "../../lib/interceptors/adaptive/index.ts";
+import { pilot } from "../../lib/core/pilot.ts";
 import { closedLoop, type LoadResult, openLoop } from "../lib/load.ts";
 import type { Scenario, Table } from "../lib/scenario.ts";
 import { fmt } from "../lib/stats.ts";

@@ -15,8 +15,8 @@
  * that never saw the burst is measured around the third phases, as the reference for them.
  */
 import postgres from "postgres";
-import { adaptive } from "../../lib/interceptors/adaptive.ts";
-import { pilot } from "../../lib/pilot.ts";
+import { adaptive } from "../../lib/interceptors/adaptive/index.ts";
+import { pilot } from "../../lib/core/pilot.ts";
 import { closedLoop } from "../lib/load.ts";
 import type { Scenario, Table } from "../lib/scenario.ts";
 import { fmt, median, spread } from "../lib/stats.ts";

@@ -3,8 +3,8 @@
  *
  * @module
  */
-import type { PilotHealth } from "../health.ts";
-import { reportHookError } from "./diag.ts";
+import type { PilotHealth } from "../core/health.ts";
+import { reportHookError } from "../shared/diag.ts";
 
 /** Anything with `health()`: a pilot `sql`. */
 export interface HealthSource {

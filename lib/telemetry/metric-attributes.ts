@@ -1,6 +1,6 @@
 /**
  * Metric attribute sets: built once and reused, so recording a metric allocates nothing, and
- * bounded, so label sets cannot grow without limit (DESIGN §3).
+ * bounded, so label sets cannot grow without limit.
  *
  * Only allow-listed, low-cardinality attributes are used: `db.system.name`, `db.namespace`,
  * `db.operation.name`, `db.collection.name`, `db.response.status_code`, `error.type`,
@@ -15,9 +15,9 @@
  * @module
  */
 import type { Attributes } from "@opentelemetry/api";
-import { errorCode, isSqlState } from "../classify.ts";
-import type { LaneInfo } from "../interceptor.ts";
-import type { OperationAnalysis } from "../operation.ts";
+import { errorCode, isSqlState } from "../shared/classify.ts";
+import type { LaneInfo } from "../core/interceptor.ts";
+import type { OperationAnalysis } from "../core/operation.ts";
 import { ATTR, DB_SYSTEM } from "./names.ts";
 
 /**

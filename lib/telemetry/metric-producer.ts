@@ -20,7 +20,7 @@ import type {
   MetricProducer,
   ResourceMetrics,
 } from "@opentelemetry/sdk-metrics";
-import { VERSION } from "../version.ts";
+import { VERSION } from "../shared/version.ts";
 import type { BucketCounts, LocalHistogram } from "./local-histogram.ts";
 import { SCOPE_NAME } from "./otel.ts";
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Next } from "../interceptor.ts";
+import type { Next } from "../core/interceptor.ts";
 
 /**
  * Call `next()` and then `settled(value, error, failed)` before passing the result (or the

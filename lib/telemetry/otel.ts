@@ -5,7 +5,7 @@
  * @module
  */
 import { metrics, type Meter, type MeterProvider, trace, type Tracer, type TracerProvider } from "@opentelemetry/api";
-import { VERSION } from "../version.ts";
+import { VERSION } from "../shared/version.ts";
 
 /** Instrumentation scope name of every meter and tracer pgpilot creates. */
 export const SCOPE_NAME = "pgpilot";

@@ -6,11 +6,12 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import postgres from "postgres";
-import { ADAPTIVE_METRIC } from "../../lib/adaptive/metrics.ts";
-import { adaptive, type AdaptiveInterceptor } from "../../lib/interceptors/adaptive.ts";
-import type { Interceptor } from "../../lib/interceptor.ts";
-import { pilot } from "../../lib/pilot.ts";
-import { ConfigError, PoolSaturatedError, PoolTimeoutError } from "../../lib/errors.ts";
+import { ADAPTIVE_METRIC } from "../../lib/interceptors/adaptive/metrics.ts";
+import { adaptive, type AdaptiveInterceptor } from "../../lib/interceptors/adaptive/index.ts";
+import { gradient } from "../../lib/interceptors/adaptive/strategies.ts";
+import type { Interceptor } from "../../lib/core/interceptor.ts";
+import { pilot } from "../../lib/core/pilot.ts";
+import { ConfigError, PoolSaturatedError, PoolTimeoutError } from "../../lib/shared/errors.ts";
 import { testUrl } from "../support/db.ts";
 import { until } from "../support/wait.ts";
 
@@ -225,7 +226,7 @@ describe("adapting", () => {
     });
     try {
       // A baseline first: the long-term RTT is learned over the first windows.
-      const windows = () => (sql.stats().adaptive as { lanes: { primary: { windows: number } } }).lanes.primary.windows;
+      const windows = () => sql.stats().adaptive.lanes.primary!.windows;
       await until("30 sampling windows", () => windows() >= 30, 30_000);
       const before = limiter.limit("primary");
       delay = 0.3;
@@ -242,8 +243,8 @@ describe("adapting", () => {
       expect(limit).toBeGreaterThanOrEqual(2);
       expect(limit).toBeLessThanOrEqual(10);
     }
-    const stats = sql.stats().adaptive as { lanes: { primary: { adjustments: { up: number; down: number } } } };
-    expect(stats.lanes.primary.adjustments.down).toBeGreaterThan(0);
+    const stats = sql.stats().adaptive;
+    expect(stats.lanes.primary!.adjustments.down).toBeGreaterThan(0);
     expect(stats.lanes.primary.adjustments.up).toBeGreaterThan(0);
   }, 70_000);
 });
@@ -356,7 +357,8 @@ describe("options and reports", () => {
     expect(() => adaptive({ min: 0 })).toThrow(ConfigError);
     expect(() => adaptive({ algorithm: "magic" as never })).toThrow(/algorithm/);
     expect(() => adaptive({ min: 9, max: 3 })).toThrow(/min: must be <= max \(3\)/);
-    expect(() => adaptive({ growthFactor: 1 })).toThrow(/growthFactor/);
+    expect(() => adaptive({ algorithm: gradient({ growthFactor: 1 }) })).toThrow(/growthFactor/);
+    expect(() => adaptive({ growthFactor: 1.5 } as never)).toThrow(/growthFactor/);
     expect(() => adaptive({ targetUtilization: 1.5 })).toThrow(/targetUtilization/);
     expect(() => adaptive({ nope: 1 } as never)).toThrow(/nope/);
   });

@@ -4,8 +4,8 @@
  * work, describe-first ordering, lost and closed connections, trimming at the tick, close().
  */
 import { describe, expect, test } from "bun:test";
-import { Pipeline, type ReservedConnection } from "../../lib/adaptive/pipeline.ts";
-import type { RawQuery } from "../../lib/internals.ts";
+import { Pipeline, type ReservedConnection } from "../../lib/pipeline/pipeline.ts";
+import type { RawQuery } from "../../lib/core/postgres-internals.ts";
 
 interface FakeConnection {
   reserved: unknown;

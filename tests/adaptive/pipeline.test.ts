@@ -6,10 +6,10 @@
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { adaptive } from "../../lib/interceptors/adaptive.ts";
-import { retry } from "../../lib/interceptors/retry.ts";
-import { pilot } from "../../lib/pilot.ts";
-import { classify } from "../../lib/classify.ts";
+import { adaptive } from "../../lib/interceptors/adaptive/index.ts";
+import { retry } from "../../lib/interceptors/retry/index.ts";
+import { pilot } from "../../lib/core/pilot.ts";
+import { classify } from "../../lib/shared/classify.ts";
 import { testUrl } from "../support/db.ts";
 import { until } from "../support/wait.ts";
 
@@ -270,6 +270,6 @@ describe("pipelining onto reserved connections", () => {
   test("pipelineDepth: 0 reserves nothing", async () => {
     const { sql } = make({ pipelineDepth: 0 }, 10);
     await Promise.all(Array.from({ length: 30 }, () => sql`select 1`));
-    expect((sql.stats().adaptive as { lanes: { primary: { pipeline: unknown } } }).lanes.primary.pipeline).toBeUndefined();
+    expect(sql.stats().adaptive.lanes.primary!.pipeline).toBeUndefined();
   });
 });

@@ -6,8 +6,8 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
-import { adaptive } from "../../lib/interceptors/adaptive.ts";
-import { pilot } from "../../lib/pilot.ts";
+import { adaptive } from "../../lib/interceptors/adaptive/index.ts";
+import { pilot } from "../../lib/core/pilot.ts";
 import { testUrl } from "../support/db.ts";
 
 const admin = postgres(testUrl(), { max: 1, onnotice: () => {} });

@@ -8,11 +8,11 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import postgres from "postgres";
-import { classify } from "../../lib/classify.ts";
-import type { Interceptor, PilotContext } from "../../lib/interceptor.ts";
-import type { Operation } from "../../lib/operation.ts";
-import { affinity, type AffinityStats, type PatternChange } from "../../lib/interceptors/affinity.ts";
-import { pilot } from "../../lib/pilot.ts";
+import { classify } from "../../lib/shared/classify.ts";
+import type { Interceptor, PilotContext } from "../../lib/core/interceptor.ts";
+import type { Operation } from "../../lib/core/operation.ts";
+import { affinity, type AffinityStats, type PatternChange } from "../../lib/interceptors/affinity/index.ts";
+import { pilot } from "../../lib/core/pilot.ts";
 import { ensurePostgresBinaries, type PostgresServer, startPostgres, startReplica } from "../support/postgres.ts";
 
 const unavailable = (() => {
@@ -301,7 +301,7 @@ function laneGuard(): Interceptor & { downAt: number | undefined; lastFailed: We
     attach(attached: PilotContext) {
       context = attached;
     },
-    laneAvailable: (lane: string) => !down.has(lane),
+    provides: { laneAvailable: (lane: string) => !down.has(lane) },
     async intercept(op: Operation, next: () => Promise<unknown>) {
       try {
         return await next();

@@ -5,8 +5,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { ConfigError, pilot } from "../../mod.ts";
-import type { Interceptor } from "../../lib/interceptor.ts";
-import { monitor, type SlowQueryEvent } from "../../lib/interceptors/monitor.ts";
+import type { Interceptor } from "../../lib/core/interceptor.ts";
+import { monitor, type SlowQueryEvent } from "../../lib/interceptors/monitor/index.ts";
 import { METRIC } from "../../lib/telemetry/names.ts";
 import { testUrl } from "../support/db.ts";
 import { histogramCount, metricsHarness } from "./harness.ts";
@@ -127,7 +127,7 @@ for (const mode of ["sdk", "local"] as const) {
     describe("pool accounting", () => {
       test("used / idle / pending while work is in flight, back to idle after", async () => {
         let waiting = 0;
-        const fakeQueue = { name: "adaptive", intercept: (_op: unknown, next: () => Promise<unknown>) => next(), pending: () => waiting };
+        const fakeQueue = { name: "queue", intercept: (_op: unknown, next: () => Promise<unknown>) => next(), provides: { queueDepth: () => waiting } };
         const { sql, metrics, monitoring } = monitored({}, [fakeQueue as unknown as Interceptor], 5);
         let release!: () => void;
         const gate = new Promise<void>((resolve) => (release = resolve));

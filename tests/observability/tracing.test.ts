@@ -8,8 +8,8 @@ import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import postgres from "postgres";
 import { ConfigError, pilot } from "../../mod.ts";
-import { monitor } from "../../lib/interceptors/monitor.ts";
-import { tracing, type TracingOptions } from "../../lib/interceptors/tracing.ts";
+import { monitor } from "../../lib/interceptors/monitor/index.ts";
+import { tracing, type TracingOptions } from "../../lib/interceptors/tracing/index.ts";
 import { testUrl } from "../support/db.ts";
 import { AsyncContextManager, tracesHarness } from "./harness.ts";
 

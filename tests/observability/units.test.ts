@@ -4,14 +4,14 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { Operation } from "../../lib/operation.ts";
-import { PoolAccounting } from "../../lib/telemetry/pool-accounting.ts";
-import type { LaneInfo } from "../../lib/interceptor.ts";
-import type { OperationAnalysis } from "../../lib/operation.ts";
-import { LogHistogram } from "../../lib/telemetry/log-histogram.ts";
+import { Operation } from "../../lib/core/operation.ts";
+import { PoolAccounting } from "../../lib/interceptors/monitor/pool-accounting.ts";
+import type { LaneInfo } from "../../lib/core/interceptor.ts";
+import type { OperationAnalysis } from "../../lib/core/operation.ts";
+import { LogHistogram } from "../../lib/shared/log-histogram.ts";
 import { errorAttributes, MetricAttributes, OTHER } from "../../lib/telemetry/metric-attributes.ts";
-import { PatternStats } from "../../lib/telemetry/pattern-stats.ts";
-import { SlidingWindow } from "../../lib/telemetry/sliding-window.ts";
+import { PatternStats } from "../../lib/interceptors/monitor/pattern-stats.ts";
+import { SlidingWindow } from "../../lib/shared/sliding-window.ts";
 
 const analysis = (fingerprint: string, collection?: string): OperationAnalysis =>
   ({ fingerprint, command: "SELECT", collection, normalized: `select ${fingerprint}` }) as unknown as OperationAnalysis;

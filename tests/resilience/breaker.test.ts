@@ -5,13 +5,14 @@
  */
 import { describe, expect, test } from "bun:test";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
-import { markUnreachable } from "../../lib/classify.ts";
-import { compose } from "../../lib/compose.ts";
-import { CircuitOpenError, ConfigError, DeadlineExceededError, PilotError } from "../../lib/errors.ts";
-import type { Interceptor } from "../../lib/interceptor.ts";
-import { breaker } from "../../lib/interceptors/breaker.ts";
-import { retry } from "../../lib/interceptors/retry.ts";
-import { NO_SQL, Operation, type OperationKind } from "../../lib/operation.ts";
+import { markUnreachable } from "../../lib/shared/classify.ts";
+import { attachChain } from "../../lib/core/attach.ts";
+import { compose } from "../../lib/core/compose.ts";
+import { CircuitOpenError, ConfigError, DeadlineExceededError, PilotError } from "../../lib/shared/errors.ts";
+import type { Interceptor } from "../../lib/core/interceptor.ts";
+import { breaker } from "../../lib/interceptors/breaker/index.ts";
+import { retry } from "../../lib/interceptors/retry/index.ts";
+import { NO_SQL, Operation, type OperationKind } from "../../lib/core/operation.ts";
 
 const READ = Object.freeze({ ...NO_SQL("UNKNOWN"), command: "SELECT", readOnly: true });
 
@@ -256,10 +257,11 @@ describe("breaker interceptor", () => {
     const reader = new Reader();
     const provider = new MeterProvider({ readers: [reader] });
     const guard = breaker({ meterProvider: provider, recoveryMs: 60_000 });
-    guard.attach!({
+    attachChain([guard], {
       name: "main",
       primaryLane: "primary",
-      interceptors: new Map(),
+      meterProvider: undefined,
+      tracerProvider: undefined,
       lanes: new Map([["primary", { name: "primary", max: 1, host: "h", port: 1, database: "d", probe: async () => {} }]]),
     });
     const { run } = chain([guard], refused);

@@ -3,9 +3,9 @@
  * driven by an injected clock and random source.
  */
 import { describe, expect, test } from "bun:test";
-import { exponentialBackoff } from "../../lib/interceptors/breaker/backoff.ts";
+import { exponentialBackoff } from "../../lib/shared/backoff.ts";
 import { Circuit, type CircuitOptions, type CircuitTransition, REJECTED } from "../../lib/interceptors/breaker/circuit.ts";
-import { SlidingWindow } from "../../lib/interceptors/breaker/window.ts";
+import { FailureWindow } from "../../lib/shared/failure-window.ts";
 
 function clock(start = 1_000_000) {
   let now = start;
@@ -38,7 +38,7 @@ function fail(c: Circuit, category: "connection" | "timeout" | "transaction" | "
 
 describe("sliding window", () => {
   test("counts per category and drops what left the window", () => {
-    const w = new SlidingWindow(1_000, 10);
+    const w = new FailureWindow(1_000, 10);
     w.failure("connection", 0);
     w.failure("connection", 450);
     w.success(500);
@@ -54,7 +54,7 @@ describe("sliding window", () => {
   });
 
   test("a clock that goes backwards records into the newest bucket", () => {
-    const w = new SlidingWindow(1_000, 10);
+    const w = new FailureWindow(1_000, 10);
     w.failure("timeout", 5_000);
     w.failure("timeout", 4_000);
     expect(w.count("timeout")).toBe(2);

@@ -5,12 +5,12 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { classify } from "../../lib/classify.ts";
-import { CircuitOpenError, DeadlineExceededError } from "../../lib/errors.ts";
-import { breaker, type CircuitTransition } from "../../lib/interceptors/breaker.ts";
-import { deadline } from "../../lib/interceptors/deadline.ts";
-import { retry } from "../../lib/interceptors/retry.ts";
-import { pilot } from "../../lib/pilot.ts";
+import { classify } from "../../lib/shared/classify.ts";
+import { CircuitOpenError, DeadlineExceededError } from "../../lib/shared/errors.ts";
+import { breaker, type CircuitTransition } from "../../lib/interceptors/breaker/index.ts";
+import { deadline } from "../../lib/interceptors/deadline/index.ts";
+import { retry } from "../../lib/interceptors/retry/index.ts";
+import { pilot } from "../../lib/core/pilot.ts";
 import { testUrl } from "../support/db.ts";
 import { until } from "../support/wait.ts";
 import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.ts";

@@ -6,10 +6,10 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { CircuitOpenError } from "../../lib/errors.ts";
-import { breaker } from "../../lib/interceptors/breaker.ts";
-import { monitor } from "../../lib/interceptors/monitor.ts";
-import { pilot } from "../../lib/pilot.ts";
+import { CircuitOpenError } from "../../lib/shared/errors.ts";
+import { breaker } from "../../lib/interceptors/breaker/index.ts";
+import { monitor } from "../../lib/interceptors/monitor/index.ts";
+import { pilot } from "../../lib/core/pilot.ts";
 import { testUrl } from "../support/db.ts";
 import { until } from "../support/wait.ts";
 

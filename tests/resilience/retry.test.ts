@@ -5,11 +5,11 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { ConfigError, DeadlineExceededError } from "../../lib/errors.ts";
-import { deadline } from "../../lib/interceptors/deadline.ts";
-import { retry, type RetryEvent } from "../../lib/interceptors/retry.ts";
-import type { Interceptor } from "../../lib/interceptor.ts";
-import { pilot } from "../../lib/pilot.ts";
+import { ConfigError, DeadlineExceededError } from "../../lib/shared/errors.ts";
+import { deadline } from "../../lib/interceptors/deadline/index.ts";
+import { retry, type RetryEvent } from "../../lib/interceptors/retry/index.ts";
+import type { Interceptor } from "../../lib/core/interceptor.ts";
+import { pilot } from "../../lib/core/pilot.ts";
 import { testUrl } from "../support/db.ts";
 import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.ts";
 import { recorder } from "../support/recorder.ts";

@@ -1,8 +1,8 @@
 /**
  * A no-op interceptor that records every operation it sees, for tests of the chain.
  */
-import type { Interceptor } from "../../lib/interceptor.ts";
-import type { Operation } from "../../lib/operation.ts";
+import type { Interceptor } from "../../lib/core/interceptor.ts";
+import type { Operation } from "../../lib/core/operation.ts";
 
 export interface Seen {
   kind: Operation["kind"];

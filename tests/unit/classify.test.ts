@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { classify, type FailureCategory } from "../../lib/classify.ts";
-import { CircuitOpenError, DeadlineExceededError, PoolSaturatedError, PoolTimeoutError } from "../../lib/errors.ts";
+import { classify, type FailureCategory } from "../../lib/shared/classify.ts";
+import { CircuitOpenError, DeadlineExceededError, PoolSaturatedError, PoolTimeoutError } from "../../lib/shared/errors.ts";
 
 const cases: [string, FailureCategory][] = [
   // postgres.js connection codes and socket errors

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { compose } from "../../lib/compose.ts";
-import type { Interceptor } from "../../lib/interceptor.ts";
-import { NO_SQL, Operation } from "../../lib/operation.ts";
+import { compose } from "../../lib/core/compose.ts";
+import type { Interceptor } from "../../lib/core/interceptor.ts";
+import { NO_SQL, Operation } from "../../lib/core/operation.ts";
 
 const op = () => new Operation("query", NO_SQL("UNKNOWN"), "primary", undefined, undefined, undefined);
 

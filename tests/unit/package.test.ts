@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { VERSION } from "../../lib/version.ts";
+import { VERSION } from "../../lib/shared/version.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
@@ -32,7 +32,7 @@ describe("package", () => {
     }
   });
 
-  test("versions agree: package.json, deno.json, lib/version.ts", () => {
+  test("versions agree: package.json, deno.json, lib/shared/version.ts", () => {
     expect(deno.version).toBe(pkg.version);
     expect(VERSION).toBe(pkg.version);
   });

@@ -9,8 +9,8 @@
  *
  * @module
  */
-import { type Backoff, exponentialBackoff } from "./backoff.ts";
-import { type CountedCategory, SlidingWindow } from "./window.ts";
+import { type Backoff, exponentialBackoff } from "../../shared/backoff.ts";
+import { type CountedCategory, FailureWindow } from "../../shared/failure-window.ts";
 
 /** Where a circuit is. `half-open` is the breaker's "degraded", `open` its "failed". */
 export type CircuitStateName = "closed" | "open" | "half-open";
@@ -102,7 +102,7 @@ export class Circuit {
   readonly #options: CircuitOptions;
   readonly #now: () => number;
   readonly #backoff: Backoff;
-  readonly #window: SlidingWindow;
+  readonly #window: FailureWindow;
   #state: CircuitState = { name: "closed" };
   #epoch = 0;
   /** Half-open: probes running and probes that succeeded in this epoch. */
@@ -119,7 +119,7 @@ export class Circuit {
       random: options.random,
       exactSteps: 1,
     });
-    this.#window = new SlidingWindow(options.windowMs);
+    this.#window = new FailureWindow(options.windowMs);
     if (initial !== undefined) this.#state = restore(initial);
   }
 

@@ -1,21 +1,21 @@
 /**
- * `breaker()` options: the valibot schema, its defaults (the seed's where it has one) and the
+ * `breaker()` options: the valibot schema, its defaults and the
  * parsed shape.
  *
  * @module
  */
 import type { MeterProvider } from "@opentelemetry/api";
 import * as v from "valibot";
-import { atLeast, integerAtLeast, parseOptions } from "../../config.ts";
-import { ConfigError } from "../../errors.ts";
+import { atLeast, integerAtLeast, parseOptions, METER_PROVIDER } from "../../shared/config.ts";
+import { ConfigError } from "../../shared/errors.ts";
 import type { CircuitOptions, CircuitSnapshot } from "./circuit.ts";
-import type { CountedCategory } from "./window.ts";
+import type { CountedCategory } from "../../shared/failure-window.ts";
 
 /** Options of `breaker()`. Every field is optional. */
 export interface BreakerOptions {
   /**
-   * Failures of a category within `windowMs` that open a lane's circuit. Defaults from the
-   * seed: `connection` 5, `timeout` 8, `transaction` 7, `resource` 15 (the seed's `query_threshold`).
+   * Failures of a category within `windowMs` that open a lane's circuit. Defaults:
+   * `connection` 5, `timeout` 8, `transaction` 7, `resource` 15 (docs/origins.md says where they come from).
    */
   thresholds?: Partial<Record<CountedCategory, number>>;
   /** Length of the sliding window the thresholds and the failure rate look at. Default 30 000 ms. */
@@ -24,11 +24,11 @@ export interface BreakerOptions {
   failureRate?: number;
   /** Calls the window must hold before `failureRate` applies. Default 20. */
   minimumVolume?: number;
-  /** Wait after opening before probing (the seed's `recovery_timeout`). Default 10 000 ms. */
+  /** Wait after opening before probing. Default 10 000 ms. */
   recoveryMs?: number;
   /** Cap of the exponential wait after repeated opens. Default max(120 000, recoveryMs). */
   maxRecoveryMs?: number;
-  /** Probes admitted while half-open; this many successes close it (the seed's `half_open_requests`). Default 2. */
+  /** Probes admitted while half-open; this many successes close it. Default 2. */
   halfOpenRequests?: number;
   /** Run `select 1` on the lane when the recovery time has passed, so user calls need not be the probe. Default true. */
   activeProbing?: boolean;
@@ -69,12 +69,7 @@ const SCHEMA = v.strictObject({
   activeProbing: v.optional(v.boolean(), true),
   probeTimeoutMs: v.optional(atLeast(1), 5_000),
   initialState: v.optional(v.record(v.string(), SNAPSHOT)),
-  meterProvider: v.optional(
-    v.custom<MeterProvider>(
-      (value) => typeof value === "object" && value !== null && typeof (value as MeterProvider).getMeter === "function",
-      "must be an OpenTelemetry MeterProvider",
-    ),
-  ),
+  meterProvider: v.optional(METER_PROVIDER),
 });
 
 /** `breaker()` options after validation and defaults. */

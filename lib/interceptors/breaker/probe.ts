@@ -11,9 +11,9 @@
  *
  * @module
  */
-import { classify } from "../../classify.ts";
+import { classify } from "../../shared/classify.ts";
 import { type Circuit, REJECTED } from "./circuit.ts";
-import type { CountedCategory } from "./window.ts";
+import type { CountedCategory } from "../../shared/failure-window.ts";
 
 /**
  * Drives the probes of one circuit. `schedule()` after every transition to open; `close()`

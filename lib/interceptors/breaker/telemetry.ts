@@ -1,49 +1,22 @@
 /**
- * The breaker's metrics (names under `pgpilot.`, DESIGN §3): the state of each lane's circuit as
- * a gauge (0 healthy/closed, 1 degraded/half-open, 2 failed/open — the seed's
- * `db_circuit_breaker_state`), transitions and rejections as counters. Attributes are bounded:
+ * The breaker's metrics (names under `pgpilot.`): the state of each lane's circuit as
+ * a gauge (0 healthy/closed, 1 degraded/half-open, 2 failed/open), transitions and rejections as counters. Attributes are bounded:
  * pool, lane, state, category.
  *
  * @module
  */
 import type { Attributes, Counter, Meter } from "@opentelemetry/api";
-import { ATTR } from "../../telemetry/names.ts";
-import { reportHookError } from "../../telemetry/diag.ts";
+import { ATTR, BREAKER_ATTR, BREAKER_METRIC } from "../../telemetry/names.ts";
+
+export { BREAKER_ATTR, BREAKER_METRIC } from "../../telemetry/names.ts";
+import { reportHookError } from "../../shared/diag.ts";
 import type { Circuit, CircuitStateName } from "./circuit.ts";
-import type { CountedCategory } from "./window.ts";
+import type { CountedCategory } from "../../shared/failure-window.ts";
+
+
 
 /**
- * The breaker's metric names.
- *
- * @example
- * ```ts
- * meter.createCounter(BREAKER_METRIC.REJECTIONS); // pgpilot_breaker_rejections_total in Prometheus
- * ```
- */
-export const BREAKER_METRIC = {
-  /** Gauge, per lane: 0 closed (healthy), 1 half-open (degraded), 2 open (failed). */
-  STATE: "pgpilot.breaker.state",
-  /** Counter of state changes, attribute `pgpilot.breaker.state` = the new state. */
-  TRANSITIONS: "pgpilot.breaker.transitions",
-  /** Counter of calls rejected without I/O, attribute `pgpilot.failure.category` = what opened it. */
-  REJECTIONS: "pgpilot.breaker.rejections",
-} as const;
-
-/**
- * The breaker's own attribute keys.
- *
- * @example
- * ```ts
- * counter.add(1, { [BREAKER_ATTR.CATEGORY]: "connection" });
- * ```
- */
-export const BREAKER_ATTR = {
-  STATE: "pgpilot.breaker.state",
-  CATEGORY: "pgpilot.failure.category",
-} as const;
-
-/**
- * Gauge value of each state (the seed's healthy / degraded / failed).
+ * Gauge value of each state.
  *
  * @example
  * ```ts

@@ -4,13 +4,13 @@
  *
  * @module
  */
-import type { HealthReport, HealthStatus } from "../../interceptor.ts";
-import type { WindowSnapshot } from "../../telemetry/sliding-window.ts";
-import type { LaneUsage } from "../../telemetry/pool-accounting.ts";
+import type { HealthReport, HealthStatus } from "../../core/interceptor.ts";
+import type { WindowSnapshot } from "../../shared/sliding-window.ts";
+import type { LaneUsage } from "./pool-accounting.ts";
 
 /** Thresholds of the vote (`monitor({ health })`). */
 export interface HealthThresholds {
-  /** p95 latency over the window above this (ms) → degraded. Seed: `response_time_threshold_ms`. */
+  /** p95 latency over the window above this (ms) → degraded. */
   latencyMs: number;
   /** Share of failed operations over the window at or above this → degraded. */
   errorRateDegraded: number;

@@ -7,23 +7,14 @@
 import type { BatchObservableCallback, Counter, Histogram, Meter } from "@opentelemetry/api";
 import { LocalHistogram } from "../../telemetry/local-histogram.ts";
 import type { PgpilotMetricProducer } from "../../telemetry/metric-producer.ts";
-import type { LaneInfo } from "../../interceptor.ts";
-import { reportHookError } from "../../telemetry/diag.ts";
+import type { LaneInfo } from "../../core/interceptor.ts";
+import { reportHookError } from "../../shared/diag.ts";
 import type { MetricAttributes } from "../../telemetry/metric-attributes.ts";
-import { ATTR, DURATION_BUCKETS_SECONDS, METRIC } from "../../telemetry/names.ts";
-import type { PoolAccounting } from "../../telemetry/pool-accounting.ts";
+import { ATTR, DURATION_BUCKETS_SECONDS, METRIC, MONITOR_METRIC } from "../../telemetry/names.ts";
 
-/**
- * pgpilot's own metric names used by `monitor()` (Prometheus: `pgpilot_slow_queries_total`).
- *
- * @example
- * ```ts
- * MONITOR_METRIC.SLOW_QUERIES; // "pgpilot.slow_queries"
- * ```
- */
-export const MONITOR_METRIC = {
-  SLOW_QUERIES: "pgpilot.slow_queries",
-} as const;
+export { MONITOR_METRIC } from "../../telemetry/names.ts";
+import type { PoolAccounting } from "./pool-accounting.ts";
+
 
 /** What `monitor()` records a duration into: an SDK histogram or a {@link LocalHistogram}. */
 export type DurationRecorder = Pick<Histogram, "record">;

@@ -5,13 +5,13 @@
  */
 import type { MeterProvider } from "@opentelemetry/api";
 import * as v from "valibot";
-import { atLeast, integerAtLeast, parseOptions } from "../../config.ts";
+import { atLeast, integerAtLeast, parseOptions, METER_PROVIDER } from "../../shared/config.ts";
 import type { PgpilotMetricProducer } from "../../telemetry/metric-producer.ts";
 import type { HealthThresholds } from "./health.ts";
 
 /** Options of `monitor()`. Every field is optional; defaults are in the comments. */
 export interface MonitorOptions {
-  /** A query taking at least this long (ms) is slow. Default 150. Seed: `slow_query_threshold_ms`. */
+  /** A query taking at least this long (ms) is slow. Default 150. */
   slowQueryMs?: number;
   /** Most query patterns (fingerprints) kept in per-pattern stats. Default 1000. */
   maxPatterns?: number;
@@ -64,11 +64,6 @@ const HEALTH = v.pipe(
     (health) => health.errorRateDegraded <= health.errorRateFailed,
     "errorRateDegraded must not be above errorRateFailed",
   ),
-);
-
-const METER_PROVIDER = v.custom<MeterProvider>(
-  (value) => typeof value === "object" && value !== null && typeof (value as MeterProvider).getMeter === "function",
-  "must be an OpenTelemetry MeterProvider (an object with getMeter())",
 );
 
 const METRIC_PRODUCER = v.custom<PgpilotMetricProducer>(

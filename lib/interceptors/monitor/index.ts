@@ -1,0 +1,403 @@
+/**
+ * `monitor()`: OpenTelemetry semconv metrics, pool accounting, slow queries and client-side
+ * per-pattern statistics, with bounded memory.
+ *
+ * Put it after `tracing()` and before routing, admission and retries —
+ * `[tracing(), monitor(), affinity(), deadline(), retry(), breaker(), adaptive()]` — so it sees
+ * each operation once, with its final outcome and final lane, including queue wait and retries.
+ *
+ * @module
+ */
+import { metrics } from "@opentelemetry/api";
+import { Listeners, type Subscription } from "../../shared/listeners.ts";
+import { classify, errorCode, FAILURE_CATEGORIES, type FailureCategory } from "../../shared/classify.ts";
+import { isPilotError } from "../../shared/errors.ts";
+import type { HealthReport, Interceptor, LaneInfo, Next, PilotContext } from "../../core/interceptor.ts";
+import type { Operation } from "../../core/operation.ts";
+import { reportHookError } from "../../shared/diag.ts";
+import { LogHistogram } from "../../shared/log-histogram.ts";
+import { MetricAttributes } from "../../telemetry/metric-attributes.ts";
+import { observe } from "../../telemetry/observe.ts";
+import { linkedMetricProducer, type PgpilotMetricProducer } from "../../telemetry/metric-producer.ts";
+import { pgpilotMeter } from "../../telemetry/otel.ts";
+import { type PatternSnapshot, PatternStats } from "./pattern-stats.ts";
+import { type LaneUsage, PoolAccounting } from "./pool-accounting.ts";
+import { SlidingWindow } from "../../shared/sliding-window.ts";
+import { type FailingStreak, monitorHealth } from "./health.ts";
+import { createInstruments, type MonitorInstruments } from "./instruments.ts";
+import { type MonitorOptions, parseMonitorOptions } from "./options.ts";
+
+export type { MonitorOptions } from "./options.ts";
+export type { HealthThresholds } from "./health.ts";
+export type { PatternSnapshot } from "./pattern-stats.ts";
+export type { LaneUsage } from "./pool-accounting.ts";
+
+/** What `onSlowQuery` listeners receive. No parameter values: `text` is parameterized/redacted. */
+export interface SlowQueryEvent {
+  fingerprint: string;
+  command: string;
+  collection: string | undefined;
+  lane: string;
+  durationMs: number;
+  thresholdMs: number;
+  /** True when the query ran inside a transaction or reservation. */
+  inTransaction: boolean;
+  /** Whether it failed (slow failures are slow queries too). */
+  failed: boolean;
+  /** Parameterized text (`$1`), with literals of `unsafe()` text redacted; at most 1000 characters. */
+  text: string;
+}
+
+/** `monitor()`'s section of `sql.stats()`. */
+export interface MonitorStats {
+  slowQueryMs: number;
+  /** Where the duration histograms are aggregated (`monitor({ histograms })` resolved at attach). */
+  histograms: "sdk" | "local";
+  /** Since creation. Queries include those inside transactions. */
+  totals: {
+    queries: number;
+    transactions: number;
+    reserves: number;
+    errors: number;
+    slow: number;
+    rows: number;
+  };
+  /** The last `windowSeconds` (fewer just after start). */
+  window: {
+    seconds: number;
+    queriesPerSecond: number;
+    operations: number;
+    failures: number;
+    errorRate: number;
+    meanMs: number;
+    p95Ms: number;
+    p99Ms: number;
+  };
+  /** All-time query latency (log-scale buckets: percentiles within ±9%). */
+  latency: { meanMs: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number };
+  slow: { count: number; share: number };
+  /**
+   * Failed operations by failure category (a failing query inside a failing transaction counts
+   * once); `rejected`: calls an open circuit turned away (`CIRCUIT_OPEN`), which count in the
+   * error rate but not in latency.
+   */
+  errors: Record<FailureCategory | "rejected", number>;
+  /** Pool figures per lane (see PoolAccounting for definitions). */
+  pool: Record<string, LaneUsage>;
+  patterns: { tracked: number; max: number; evicted: number; evictedCalls: number; top: PatternSnapshot[] };
+  /** Metric label sets in use and how many combinations were folded by the bound. */
+  attributeSets: { size: number; folded: number };
+}
+
+/** @deprecated Use `MonitorInterceptor`. */
+export type Monitor = MonitorInterceptor;
+
+/** The interceptor `monitor()` returns. */
+export interface MonitorInterceptor extends Interceptor {
+  readonly name: "monitor";
+  /** The slow-query threshold in ms; provided to the chain (tracing adds a span event at it). */
+  readonly slowQueryMs: number;
+  /**
+   * Call `listener` for every query at or above `slowQueryMs`. A throwing listener is reported
+   * through OTel `diag`, never to the query.
+   */
+  onSlowQuery(listener: (event: SlowQueryEvent) => void): Subscription;
+  /** Per-pattern stats, heaviest by total time first. `includeText` adds the normalized text. */
+  patterns(options?: { limit?: number; includeText?: boolean }): PatternSnapshot[];
+  stats(): MonitorStats;
+  health(): HealthReport;
+}
+
+const MAX_EVENT_TEXT = 1000;
+const round = (value: number): number => Math.round(value * 1000) / 1000;
+
+/**
+ * Metrics, pool accounting, slow queries and per-pattern statistics.
+ *
+ * Metrics (OpenTelemetry semconv names; Prometheus names in parentheses):
+ * `db.client.operation.duration` (`db_client_operation_duration_*`), `db.client.connection.count`
+ * (`db_client_connections_usage`: Prometheus reserves `_count`, see `PROMETHEUS_RENAMES`)
+ * with `db.client.connection.state` used/idle, `.max`, `.idle.max`, `.idle.min`,
+ * `.pending_requests`, `.wait_time`, `.use_time`, `.timeouts` (`…_total`), and
+ * `pgpilot.slow_queries` (`pgpilot_slow_queries_total`).
+ *
+ * @example
+ * ```ts
+ * const monitoring = monitor({ slowQueryMs: 150 });
+ * monitoring.onSlowQuery((event) => console.warn("slow", event.command, event.durationMs));
+ * const sql = pilot(postgres(url), { name: "main", interceptors: [tracing(), monitoring] });
+ * await sql`select 1`;
+ * sql.stats().monitor; // { totals: { queries: 1, … }, window: { queriesPerSecond, p95Ms, … }, … }
+ * ```
+ */
+export function monitor(options?: MonitorOptions): MonitorInterceptor {
+  const config = parseMonitorOptions(options);
+  const slowQueryMs = config.slowQueryMs;
+  const listeners = new Listeners<SlowQueryEvent>("monitor.onSlowQuery");
+  const patterns = new PatternStats(config.maxPatterns);
+  const latency = new LogHistogram();
+  const window = new SlidingWindow(config.windowSeconds);
+  const errors = Object.fromEntries([...FAILURE_CATEGORIES, "rejected"].map((category) => [category, 0])) as Record<
+    FailureCategory | "rejected",
+    number
+  >;
+  const streaks = new Map<string, FailingStreak>();
+  const totals = { queries: 0, transactions: 0, reserves: 0, errors: 0, slow: 0, rows: 0 };
+  // Errors already counted for a child query: its transaction failing with the same error object
+  // must not count twice.
+  const childErrors = new WeakSet<object>();
+  let lanes: ReadonlyMap<string, LaneInfo> = new Map();
+  let pool = new PoolAccounting(lanes);
+  let attributes = new MetricAttributes("default", lanes, config.maxAttributeSets);
+  let instruments: MonitorInstruments | undefined;
+  let meterProvider = config.meterProvider;
+  let histograms: "sdk" | "local" = config.metricProducer ? "local" : "sdk";
+
+  function settled(op: Operation, value: unknown, error: unknown, failed: boolean): void {
+    const end = performance.now();
+    const ms = end - op.startedAt;
+    try {
+      if (op.parent === undefined) {
+        pool.end(op);
+        recordConnection(op, ms, error, failed);
+        if (failed || streaks.size > 0) recordStreak(op, error, failed);
+      }
+      if (op.kind === "query") recordQuery(op, end, ms, value, error, failed);
+      else recordHolder(op, end, error, failed);
+    } catch (hookError) {
+      reportHookError("monitor", hookError);
+    }
+  }
+
+  /** Operations in a row that failed on a lane (health: a lane where every call fails is down). */
+  function recordStreak(op: Operation, error: unknown, failed: boolean): void {
+    if (!failed) {
+      streaks.delete(op.lane);
+      return;
+    }
+    if (isRejection(error) || !streakCounts(error)) return;
+    const streak = streaks.get(op.lane);
+    const text = describeError(error);
+    if (streak === undefined) streaks.set(op.lane, { failures: 1, error: text });
+    else {
+      streak.failures++;
+      streak.error = text;
+    }
+  }
+
+  /** A call the breaker turned away: an error for the caller, without a latency. */
+  function recordRejection(end: number, query: boolean): void {
+    if (query) totals.queries++;
+    totals.errors++;
+    errors.rejected++;
+    window.record(end, undefined, false, true);
+  }
+
+  function recordQuery(op: Operation, end: number, ms: number, value: unknown, error: unknown, failed: boolean): void {
+    if (failed && isRejection(error)) return recordRejection(end, true);
+    totals.queries++;
+    let category: FailureCategory | undefined;
+    if (failed) {
+      category = classify(error);
+      totals.errors++;
+      errors[category]++;
+      if (op.parent !== undefined && typeof error === "object" && error !== null) childErrors.add(error);
+    }
+    const rows = failed ? 0 : rowsOf(value);
+    totals.rows += rows;
+    const slow = ms >= slowQueryMs;
+    latency.record(ms);
+    window.record(end, ms, failed && category !== "client");
+    patterns.record(op.analysis, ms, failed, rows, slow);
+    if (instruments !== undefined) {
+      try {
+        const set = failed ? attributes.failure(op.analysis, op.lane, error) : attributes.success(op.analysis, op.lane);
+        instruments.duration.record(ms / 1000, set);
+        if (slow) instruments.slowQueries.add(1, set);
+      } catch (hookError) {
+        reportHookError("monitor.record", hookError);
+      }
+    }
+    if (slow) {
+      totals.slow++;
+      if (!listeners.empty) emitSlow(op, ms, failed);
+    }
+  }
+
+  /** A transaction or reservation settled. */
+  function recordHolder(op: Operation, end: number, error: unknown, failed: boolean): void {
+    if (op.kind === "transaction") totals.transactions++;
+    else totals.reserves++;
+    if (failed && isRejection(error)) return recordRejection(end, false);
+    let ownFailure = false;
+    if (failed && !(typeof error === "object" && error !== null && childErrors.has(error))) {
+      const category = classify(error);
+      totals.errors++;
+      errors[category]++;
+      ownFailure = category !== "client";
+    }
+    window.record(end, undefined, ownFailure);
+  }
+
+  /** wait_time, use_time and timeouts of a root operation. */
+  function recordConnection(op: Operation, ms: number, error: unknown, failed: boolean): void {
+    if (instruments === undefined) return;
+    try {
+      const set = attributes.pool(op.lane);
+      if (failed && isPilotError(error) && error.code === "POOL_TIMEOUT") instruments.timeouts.add(1, set);
+      const waitMs = waitOf(op);
+      if (waitMs === undefined) return;
+      // Without a queue in the chain the only wait is postgres.js's own, which pgpilot cannot
+      // see: recording zeros would claim there was none (and cost a measurement per query).
+      if (pool.hasQueue) instruments.waitTime.record(waitMs / 1000, set);
+      instruments.useTime.record(Math.max(0, ms - waitMs) / 1000, set);
+    } catch (hookError) {
+      reportHookError("monitor.record", hookError);
+    }
+  }
+
+  /**
+   * Time from entering the chain to being handed to postgres.js (queue wait, routing, retries
+   * before the last attempt), or undefined when the operation never reached the pool.
+   */
+  function waitOf(op: Operation): number | undefined {
+    return op.dispatchedAt > 0 ? Math.max(0, op.dispatchedAt - op.startedAt) : undefined;
+  }
+
+  function emitSlow(op: Operation, ms: number, failed: boolean): void {
+    const text = op.text;
+    const event: SlowQueryEvent = {
+      fingerprint: op.fingerprint,
+      command: op.command,
+      collection: op.collection,
+      lane: op.lane,
+      durationMs: round(ms),
+      thresholdMs: slowQueryMs,
+      inTransaction: op.parent !== undefined,
+      failed,
+      text: text.length > MAX_EVENT_TEXT ? text.slice(0, MAX_EVENT_TEXT) + "…" : text,
+    };
+    listeners.emit(event);
+  }
+
+  /** The producer to aggregate into: given, linked to the meter provider by pgpilot/prometheus, or none. */
+  function metricProducer(): PgpilotMetricProducer | undefined {
+    if (config.metricProducer !== undefined) return config.metricProducer || undefined;
+    return linkedMetricProducer(meterProvider ?? metrics.getMeterProvider());
+  }
+
+  function stats(): MonitorStats {
+    const now = performance.now();
+    const recent = window.snapshot(now);
+    return {
+      slowQueryMs,
+      histograms,
+      totals: { ...totals },
+      window: {
+        seconds: round(recent.seconds),
+        queriesPerSecond: round(recent.latency.count / recent.seconds),
+        operations: recent.calls,
+        failures: recent.failures,
+        errorRate: round(recent.failureRate),
+        meanMs: round(recent.latency.mean),
+        p95Ms: round(recent.latency.quantile(0.95)),
+        p99Ms: round(recent.latency.quantile(0.99)),
+      },
+      latency: {
+        meanMs: round(latency.mean),
+        p50Ms: round(latency.quantile(0.5)),
+        p95Ms: round(latency.quantile(0.95)),
+        p99Ms: round(latency.quantile(0.99)),
+        maxMs: round(latency.max),
+      },
+      slow: { count: totals.slow, share: totals.queries === 0 ? 0 : round(totals.slow / totals.queries) },
+      errors: { ...errors },
+      pool: pool.usage(),
+      patterns: {
+        tracked: patterns.size,
+        max: config.maxPatterns,
+        evicted: patterns.evicted,
+        evictedCalls: patterns.evictedCalls,
+        top: patterns.top(config.topPatterns),
+      },
+      attributeSets: { size: attributes.size, folded: attributes.folded },
+    };
+  }
+
+  return {
+    name: "monitor",
+    stage: "observe",
+    slowQueryMs,
+    provides: { slowQueryMs },
+    intercept(op: Operation, next: Next): Promise<unknown> {
+      if (op.parent === undefined) pool.begin(op);
+      return observe(next, (value, error, failed) => settled(op, value, error, failed));
+    },
+    attach(context: PilotContext): void {
+      lanes = context.lanes;
+      meterProvider = config.meterProvider ?? context.meterProvider;
+      const capabilities = context.capabilities;
+      pool = new PoolAccounting(lanes, capabilities.queues ? (lane) => capabilities.queueDepth(lane) : undefined);
+      attributes = new MetricAttributes(context.name, lanes, config.maxAttributeSets);
+      try {
+        instruments?.detach();
+        const producer = metricProducer();
+        histograms = producer === undefined ? "sdk" : "local";
+        instruments = createInstruments(pgpilotMeter(meterProvider), lanes, attributes, pool, producer);
+      } catch (error) {
+        instruments = undefined;
+        reportHookError("monitor.attach", error);
+      }
+    },
+    onSlowQuery: (listener) => listeners.add(listener),
+    patterns(options?: { limit?: number; includeText?: boolean }): PatternSnapshot[] {
+      return patterns.top(options?.limit ?? config.maxPatterns, { includeText: options?.includeText });
+    },
+    stats,
+    health(): HealthReport {
+      return monitorHealth(window.snapshot(performance.now()), pool.usage(), config.health, streaks);
+    },
+    async close(): Promise<void> {
+      try {
+        instruments?.detach();
+      } catch (error) {
+        reportHookError("monitor.close", error);
+      }
+      instruments = undefined;
+      listeners.clear();
+    },
+  };
+}
+
+/** A call an open circuit turned away (any copy of pgpilot). */
+function isRejection(error: unknown): boolean {
+  return isPilotError(error) && error.code === "CIRCUIT_OPEN";
+}
+
+/**
+ * Errors about one statement or its data (cardinality 21, data 22, constraints 23, syntax and
+ * undefined objects 42 — but not 42501, no permission —, WITH CHECK 44, PL/pgSQL P0) say
+ * nothing about the lane: they neither make nor break a failing streak.
+ */
+function streakCounts(error: unknown): boolean {
+  const code = errorCode(error);
+  if (code === undefined || code.length !== 5 || code === "42501") return true;
+  return !STATEMENT_CLASSES.has(code.slice(0, 2));
+}
+
+const STATEMENT_CLASSES = new Set(["21", "22", "23", "42", "44", "P0"]);
+
+/** `"message" (code)`, at most 200 characters of message. */
+function describeError(error: unknown): string {
+  const message = typeof error === "object" && error !== null ? (error as { message?: unknown }).message : error;
+  const code = errorCode(error);
+  const text = JSON.stringify(String(message ?? "").slice(0, 200));
+  return code === undefined ? text : `${text} (${code})`;
+}
+
+/** Rows returned or affected: postgres.js puts `count` on its result arrays. */
+function rowsOf(value: unknown): number {
+  if (typeof value !== "object" || value === null) return 0;
+  const count = (value as { count?: unknown }).count;
+  return typeof count === "number" && count > 0 ? count : 0;
+}
