@@ -68,6 +68,7 @@ const WORKERS_CONNECTION_MESSAGE = /^proxy request failed, cannot connect to the
  */
 export function classify(error: unknown): FailureCategory {
   const failure = underlyingError(error);
+  if (isUnreachable(failure) || isUnreachable(error)) return "connection";
   const code = ownCode(failure);
   if (code === undefined) {
     const message = (failure as { message?: unknown } | null)?.message;
@@ -92,6 +93,45 @@ export function classify(error: unknown): FailureCategory {
     default:
       return "client";
   }
+}
+
+const UNREACHABLE = Symbol.for("pgpilot.unreachable");
+
+/**
+ * Mark a server error that came while a connection was being established, before any statement
+ * ran on it: `database "nope" does not exist` (3D000), a missing role, a rejected password, too
+ * many connections. Such an error says the lane cannot be used as configured, whatever its
+ * SQLSTATE class says of a statement (a `DROP DATABASE nope` gets the same 3D000 and is the
+ * caller's mistake), so `classify()` calls it a `connection` failure. Only errors the server
+ * sent (they have a `severity`) are marked; the mark is a non-enumerable symbol, so the error
+ * looks the same to its caller. Returns the error.
+ *
+ * @example
+ * ```ts
+ * classify(markUnreachable(Object.assign(new Error("database \"nope\" does not exist"), { code: "3D000", severity: "FATAL" })));
+ * // "connection"
+ * ```
+ */
+export function markUnreachable<E>(error: E): E {
+  if (
+    typeof error === "object" && error !== null && typeof (error as { severity?: unknown }).severity === "string" &&
+    isSqlState(errorCode(error)) && Object.isExtensible(error)
+  ) {
+    Object.defineProperty(error, UNREACHABLE, { value: true, enumerable: false, configurable: true });
+  }
+  return error;
+}
+
+/**
+ * True for an error `markUnreachable()` marked.
+ *
+ * @example
+ * ```ts
+ * isUnreachable(new Error("x")); // false
+ * ```
+ */
+export function isUnreachable(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as Record<symbol, unknown>)[UNREACHABLE] === true;
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
+import { markUnreachable } from "../../lib/shared/classify.ts";
 import { attachChain } from "../../lib/core/attach.ts";
 import { compose } from "../../lib/core/compose.ts";
 import { CircuitOpenError, ConfigError, DeadlineExceededError, PilotError } from "../../lib/shared/errors.ts";
@@ -180,6 +181,51 @@ describe("breaker interceptor", () => {
     expect(error).toBeInstanceOf(CircuitOpenError);
     expect(reached()).toBe(0);
     expect(retries.stats().retries.connection).toBe(0);
+  });
+
+  test("one logical call is one outcome: retry attempts inside it count once", async () => {
+    // A whole transaction is re-run on a serialization failure (a counted "transaction" failure).
+    const lost = () => Object.assign(new Error("could not serialize access"), { code: "40001" });
+    const guard = breaker({ thresholds: { transaction: 2 }, activeProbing: false });
+    const retries = retry({ maxAttempts: 3, baseDelayMs: 0 });
+    const tx = () => op("transaction");
+    // Every attempt fails: three attempts, one failed call.
+    const failing = chain([retries, guard], lost);
+    expect((await settle(failing.run(tx())))?.code).toBe("40001");
+    expect(failing.reached()).toBe(3);
+    expect(retries.stats().exhausted).toBe(1);
+    expect(guard.stats().lanes.primary!.window).toMatchObject({ calls: 1, failures: 1 });
+    expect(guard.state("primary")).toBe("closed");
+    // A call that fails once and then succeeds is one success.
+    let attempts = 0;
+    const flaky = chain([retries, guard], () => (++attempts === 1 ? lost() : undefined));
+    expect(await flaky.run(tx())).toBe("ok");
+    expect(guard.stats().lanes.primary!.window).toMatchObject({ calls: 2, failures: 1 });
+    // The second failed logical call reaches the threshold of 2.
+    expect((await settle(failing.run(tx())))?.code).toBe("40001");
+    expect(guard.state("primary")).toBe("open");
+    // Once open, a retry stops: no attempt reaches the database through the open circuit.
+    const before = failing.reached();
+    expect(await settle(failing.run(tx()))).toBeInstanceOf(CircuitOpenError);
+    expect(failing.reached()).toBe(before);
+  });
+
+  test("CircuitOpenError.cause is the failure that opened the circuit; health names it", async () => {
+    const missing = () =>
+      Object.assign(new Error('database "nope" does not exist'), { code: "3D000", severity: "FATAL" });
+    const guard = breaker({ thresholds: { connection: 2 }, activeProbing: false });
+    const { run } = chain([guard], () => markUnreachable(missing()));
+    for (let i = 0; i < 2; i++) expect((await settle(run(op())))?.code).toBe("3D000");
+    const rejected = await settle(run(op()));
+    expect(rejected).toBeInstanceOf(CircuitOpenError);
+    expect((rejected as CircuitOpenError).cause).toMatchObject({ code: "3D000" });
+    expect((rejected as CircuitOpenError).message).toContain('database "nope" does not exist');
+    expect(guard.health().reasons!.join(" ")).toContain('database \\"nope\\" does not exist');
+    // The same SQLSTATE from a statement (DROP DATABASE nope) is the caller's mistake.
+    const fresh = breaker({ thresholds: { connection: 1 }, activeProbing: false });
+    const statement = chain([fresh], missing);
+    for (let i = 0; i < 3; i++) await settle(statement.run(op()));
+    expect(fresh.state("primary")).toBe("closed");
   });
 
   test("events, a throwing listener, stats, health and toJSON round trip", async () => {

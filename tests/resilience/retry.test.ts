@@ -8,6 +8,7 @@ import postgres from "postgres";
 import { ConfigError, DeadlineExceededError } from "../../lib/shared/errors.ts";
 import { deadline } from "../../lib/interceptors/deadline/index.ts";
 import { retry, type RetryEvent } from "../../lib/interceptors/retry/index.ts";
+import type { Interceptor } from "../../lib/core/interceptor.ts";
 import { pilot } from "../../lib/core/pilot.ts";
 import { testUrl } from "../support/db.ts";
 import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.ts";
@@ -138,10 +139,17 @@ describe("retry", () => {
 
   test("the deadline stops the retries", async () => {
     const inner = recorder("inner");
-    const sql = pilot(postgres(proxy.url(testUrl()), { max: 2, onnotice: () => {} }), {
-      interceptors: [deadline({ timeoutMs: 300 }), retry({ maxAttempts: 1_000, baseDelayMs: 10, maxDelayMs: 10 }), inner],
+    // Every attempt loses its connection (what retry() re-sends a read for).
+    const lost: Interceptor = {
+      name: "lost",
+      intercept: async () => {
+        await Bun.sleep(5);
+        throw Object.assign(new Error("write CONNECTION_CLOSED"), { code: "CONNECTION_CLOSED" });
+      },
+    };
+    const sql = pilot(postgres(testUrl(), { max: 2, onnotice: () => {} }), {
+      interceptors: [deadline({ timeoutMs: 300 }), retry({ maxAttempts: 1_000, baseDelayMs: 10, maxDelayMs: 10 }), inner, lost],
     });
-    proxy.refuse(true);
     try {
       const error = await sql`select 1`.catch((e) => e);
       expect(error).toBeInstanceOf(DeadlineExceededError);
@@ -154,9 +162,46 @@ describe("retry", () => {
       expect(inner.seen.length).toBeLessThanOrEqual(attempts + 1);
       expect(inner.seen.every((s) => s.outcome === "error")).toBe(true);
     } finally {
+      await sql.close({ timeout: 1 });
+    }
+  });
+
+  test("a read that cannot connect is not retried: failing stays as fast as without retry()", async () => {
+    const inner = recorder("inner");
+    const events: RetryEvent[] = [];
+    const retrying = retry({ maxAttempts: 5, baseDelayMs: 1 });
+    retrying.onRetry((event) => events.push(event));
+    const sql = pilot(postgres(proxy.url(testUrl()), { max: 2, onnotice: () => {} }), { interceptors: [retrying, inner] });
+    proxy.refuse(true);
+    try {
+      // Each attempt would be one more failed connect, raising postgres.js's shared reconnect
+      // backoff (the delay before any of the pool's connections tries again) for every caller.
+      for (let i = 0; i < 3; i++) expect((await sql`select 1`.catch((e) => e)).code).toBe("ECONNREFUSED");
+      expect(inner.seen).toHaveLength(3);
+      expect(events).toEqual([]);
+    } finally {
       proxy.refuse(false);
       await sql.close({ timeout: 1 });
     }
+  });
+
+  test("nothing is retried once the pilot is closed", async () => {
+    const inner = recorder("inner");
+    let closing: Promise<void> | undefined;
+    const lost: Interceptor = {
+      name: "lost",
+      intercept: async () => {
+        // The application closes the pool while the first attempt is failing.
+        closing ??= sql.close({ timeout: 1 });
+        throw Object.assign(new Error("CONNECTION_CLOSED"), { code: "CONNECTION_CLOSED" });
+      },
+    };
+    const sql = pilot(postgres(testUrl(), { max: 1, onnotice: () => {} }), {
+      interceptors: [retry({ maxAttempts: 5, baseDelayMs: 1 }), inner, lost],
+    });
+    expect((await sql`select 1`.catch((e) => e)).code).toBe("CONNECTION_CLOSED");
+    await closing;
+    expect(inner.seen).toHaveLength(1);
   });
 
   test("bad options are a ConfigError naming the field", () => {

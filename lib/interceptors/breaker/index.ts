@@ -17,7 +17,8 @@
 import { classify } from "../../shared/classify.ts";
 import { CircuitOpenError, isPilotError } from "../../shared/errors.ts";
 import type { HealthReport, Interceptor, Next, PilotContext } from "../../core/interceptor.ts";
-import type { Operation } from "../../core/operation.ts";
+import { guardDispatch } from "../../core/dispatch.ts";
+import { type Operation, OperationSlot } from "../../core/operation.ts";
 import { reportHookError } from "../../shared/diag.ts";
 import { pgpilotMeter } from "../../telemetry/otel.ts";
 import { Circuit, type CircuitSnapshot, type CircuitStateName, type CircuitTransition, REJECTED } from "./circuit.ts";
@@ -91,6 +92,18 @@ export interface BreakerInterceptor extends Interceptor {
   close(): Promise<void>;
 }
 
+/** The failure of an attempt, judged once the operation has made its last attempt. */
+interface PendingVerdict {
+  circuit: Circuit;
+  ticket: number;
+  /** Undefined once a later attempt (or a deadline) has decided the outcome instead. */
+  category: CountedCategory | undefined;
+  error: unknown;
+}
+
+/** The deferred verdict of an operation that retry() may run again (one logical call, one outcome). */
+const PENDING = new OperationSlot<PendingVerdict | undefined>("breaker.pending", undefined);
+
 interface Lane {
   readonly circuit: Circuit;
   probe: ActiveProbe | undefined;
@@ -142,11 +155,19 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
   function probeLane(name: string, lane: Lane): void {
     const info = context?.lanes.get(name);
     if (!config.activeProbing || info === undefined || lane.probe !== undefined || closed) return;
-    lane.probe = new ActiveProbe(lane.circuit, () => info.probe(), config.probeTimeoutMs);
+    const ping = info.ping?.bind(info);
+    lane.probe = ping === undefined
+      ? new ActiveProbe(lane.circuit, () => info.probe(), config.probeTimeoutMs)
+      : new ActiveProbe(lane.circuit, ping, config.probeTimeoutMs, true);
     if (lane.circuit.state.name === "open") lane.probe.schedule();
   }
 
   function reject(lane: Lane): Promise<never> {
+    return Promise.reject(rejection(lane));
+  }
+
+  /** Count a rejection and build its error. */
+  function rejection(lane: Lane): CircuitOpenError {
     const circuit = lane.circuit;
     const state = circuit.state;
     // Rejected means not closed, so a category is there.
@@ -157,7 +178,8 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
     if (!rejections.empty) {
       rejections.emit({ lane: circuit.lane, category, state: state.name === "open" ? "open" : "half-open", retryAfterMs });
     }
-    return Promise.reject(new CircuitOpenError(circuit.lane, category, retryAfterMs));
+    const cause = state.name === "closed" ? undefined : state.cause;
+    return new CircuitOpenError(circuit.lane, category, retryAfterMs, cause);
   }
 
   /** Record how a call admitted with `ticket` ended in error. */
@@ -173,7 +195,36 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
     }
     const category = classify(error);
     if (category === "client") circuit.success(ticket);
-    else circuit.failure(ticket, category);
+    else if (op.repeating) defer(circuit, ticket, op, category, error);
+    else circuit.failure(ticket, category, error);
+  }
+
+  /**
+   * One logical call is one outcome: a failed attempt of an operation that an outer interceptor
+   * may run again (retry) is judged when the operation has made its last attempt, and only if
+   * no later attempt replaced its verdict.
+   */
+  function defer(circuit: Circuit, ticket: number, op: Operation, category: CountedCategory, error: unknown): void {
+    let verdict = PENDING.get(op);
+    if (verdict === undefined) {
+      const created: PendingVerdict = { circuit, ticket, category, error };
+      PENDING.set(op, created);
+      op.onAttemptsDone(() => {
+        PENDING.set(op, undefined);
+        if (created.category !== undefined) created.circuit.failure(created.ticket, created.category, created.error);
+      });
+      return;
+    }
+    verdict.circuit = circuit;
+    verdict.ticket = ticket;
+    verdict.category = category;
+    verdict.error = error;
+  }
+
+  /** A later attempt (or a deadline) decides the operation's outcome: drop the deferred one. */
+  function supersede(op: Operation): void {
+    const verdict = PENDING.get(op);
+    if (verdict !== undefined) verdict.category = undefined;
   }
 
   /**
@@ -183,7 +234,8 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
   function aborted(circuit: Circuit, ticket: number, op: Operation): void {
     // pilot marks transactions, reservations and queries alike once they reach postgres.js;
     // a deadline that expired while still queued in pgpilot says nothing about the database.
-    if (op.dispatched && isDeadline(op.abortReason)) circuit.failure(ticket, "timeout");
+    supersede(op);
+    if (op.dispatched && isDeadline(op.abortReason)) circuit.failure(ticket, "timeout", op.abortReason);
     else circuit.release(ticket);
   }
 
@@ -202,6 +254,7 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
     return next().then(
       (value) => {
         stopWatching();
+        supersede(op);
         if (!judged) circuit.success(ticket);
         judged = true;
         return value;
@@ -213,6 +266,15 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
         throw error;
       },
     );
+  }
+
+  /**
+   * Right before dispatch: a call admitted while the circuit was closed, whose lane's circuit
+   * opened while it waited in pgpilot's queue, is rejected without I/O.
+   */
+  function gate(op: Operation): unknown {
+    const lane = lanes.get(op.lane);
+    return lane === undefined || lane.circuit.state.name !== "open" ? undefined : rejection(lane);
   }
 
   // Lanes named in a persisted state exist from the start, so state() and stats() show them.
@@ -251,8 +313,21 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
       // Never refuse to end a transaction: the connection would stay inside it.
       if (op.parent !== undefined && (op.command === "ROLLBACK" || op.command === "ABORT")) return next();
       const lane = laneOf(op.lane);
-      const ticket = lane.circuit.admit();
-      if (ticket === REJECTED) return reject(lane);
+      const circuit = lane.circuit;
+      // Probes on fresh connections decide when the lane is back; user calls are not probes.
+      if (lane.probe?.fresh === true && circuit.state.name !== "closed") return reject(lane);
+      // Another attempt of one logical call (retry) keeps its admission while nothing changed.
+      const earlier = op.repeating ? PENDING.get(op) : undefined;
+      let ticket: number;
+      if (earlier !== undefined && earlier.circuit === circuit && earlier.ticket === circuit.epoch && earlier.category !== undefined) {
+        ticket = earlier.ticket;
+        earlier.category = undefined;
+      } else {
+        if (earlier !== undefined) earlier.category = undefined;
+        ticket = circuit.admit();
+        if (ticket === REJECTED) return reject(lane);
+      }
+      guardDispatch(op, gate);
       return watched(lane, ticket, op, next);
     },
 
@@ -293,11 +368,12 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
         if (state.name === "open") {
           status = "failed";
           reasons.push(
-            `lane "${name}" circuit open after ${state.category} failures; next probe in ${Math.round(circuit.retryAfterMs())} ms`,
+            `lane "${name}" circuit open after ${state.category} failures${describeCause(state.cause)}; ` +
+              `next probe in ${Math.round(circuit.retryAfterMs())} ms`,
           );
         } else if (state.name === "half-open") {
           if (status === "healthy") status = "degraded";
-          reasons.push(`lane "${name}" circuit half-open: probing after ${state.category} failures`);
+          reasons.push(`lane "${name}" circuit half-open: probing after ${state.category} failures${describeCause(state.cause)}`);
         }
       }
       return { status, score: status === "healthy" ? 1 : status === "degraded" ? 0.5 : 0, reasons, details };
@@ -321,6 +397,16 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
   function* circuits(): Iterable<Circuit> {
     for (const lane of lanes.values()) yield lane.circuit;
   }
+}
+
+/** ` ("database \"nope\" does not exist", 3D000)` for a reason, or "" without a cause. */
+function describeCause(cause: unknown): string {
+  if (typeof cause !== "object" || cause === null) return "";
+  const message = (cause as { message?: unknown }).message;
+  const code = (cause as { code?: unknown }).code;
+  const text = typeof message === "string" && message !== "" ? JSON.stringify(message.slice(0, 200)) : undefined;
+  if (text === undefined) return typeof code === "string" ? ` (${code})` : "";
+  return typeof code === "string" && !message!.toString().includes(code) ? ` (${text}, ${code})` : ` (${text})`;
 }
 
 /** A deadline's abort reason (a caller's cancel is a plain 57014, which must not count). */

@@ -10,7 +10,7 @@
  */
 import { metrics } from "@opentelemetry/api";
 import { Listeners, type Subscription } from "../../shared/listeners.ts";
-import { classify, FAILURE_CATEGORIES, type FailureCategory, underlyingError } from "../../shared/classify.ts";
+import { classify, errorCode, FAILURE_CATEGORIES, type FailureCategory, underlyingError } from "../../shared/classify.ts";
 import { isPilotError } from "../../shared/errors.ts";
 import type { HealthReport, Interceptor, LaneInfo, Next, PilotContext } from "../../core/interceptor.ts";
 import type { Operation } from "../../core/operation.ts";
@@ -23,7 +23,7 @@ import { pgpilotMeter } from "../../telemetry/otel.ts";
 import { type PatternSnapshot, PatternStats } from "./pattern-stats.ts";
 import { type LaneUsage, PoolAccounting } from "./pool-accounting.ts";
 import { SlidingWindow } from "../../shared/sliding-window.ts";
-import { monitorHealth } from "./health.ts";
+import { type FailingStreak, monitorHealth } from "./health.ts";
 import { createInstruments, type MonitorInstruments } from "./instruments.ts";
 import { type MonitorOptions, parseMonitorOptions } from "./options.ts";
 
@@ -76,8 +76,12 @@ export interface MonitorStats {
   /** All-time query latency (log-scale buckets: percentiles within ±9%). */
   latency: { meanMs: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number };
   slow: { count: number; share: number };
-  /** Failed operations by failure category (a failing query inside a failing transaction counts once). */
-  errors: Record<FailureCategory, number>;
+  /**
+   * Failed operations by failure category (a failing query inside a failing transaction counts
+   * once); `rejected`: calls an open circuit turned away (`CIRCUIT_OPEN`), which count in the
+   * error rate but not in latency.
+   */
+  errors: Record<FailureCategory | "rejected", number>;
   /** Pool figures per lane (see PoolAccounting for definitions). */
   pool: Record<string, LaneUsage>;
   patterns: { tracked: number; max: number; evicted: number; evictedCalls: number; top: PatternSnapshot[] };
@@ -133,10 +137,11 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
   const patterns = new PatternStats(config.maxPatterns);
   const latency = new LogHistogram();
   const window = new SlidingWindow(config.windowSeconds);
-  const errors = Object.fromEntries(FAILURE_CATEGORIES.map((category) => [category, 0])) as Record<
-    FailureCategory,
+  const errors = Object.fromEntries([...FAILURE_CATEGORIES, "rejected"].map((category) => [category, 0])) as Record<
+    FailureCategory | "rejected",
     number
   >;
+  const streaks = new Map<string, FailingStreak>();
   const totals = { queries: 0, transactions: 0, reserves: 0, errors: 0, slow: 0, rows: 0 };
   // Failures already counted for a child query: its transaction failing with the same error
   // (or an ORM's wrapper around it) must not count twice.
@@ -155,6 +160,7 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
       if (op.parent === undefined) {
         pool.end(op);
         recordConnection(op, ms, error, failed);
+        if (failed || streaks.size > 0) recordStreak(op, error, failed);
       }
       if (op.kind === "query") recordQuery(op, end, ms, value, error, failed);
       else recordHolder(op, end, error, failed);
@@ -163,7 +169,32 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
     }
   }
 
+  /** Operations in a row that failed on a lane (health: a lane where every call fails is down). */
+  function recordStreak(op: Operation, error: unknown, failed: boolean): void {
+    if (!failed) {
+      streaks.delete(op.lane);
+      return;
+    }
+    if (isRejection(error) || !streakCounts(error)) return;
+    const streak = streaks.get(op.lane);
+    const text = describeError(error);
+    if (streak === undefined) streaks.set(op.lane, { failures: 1, error: text });
+    else {
+      streak.failures++;
+      streak.error = text;
+    }
+  }
+
+  /** A call the breaker turned away: an error for the caller, without a latency. */
+  function recordRejection(end: number, query: boolean): void {
+    if (query) totals.queries++;
+    totals.errors++;
+    errors.rejected++;
+    window.record(end, undefined, false, true);
+  }
+
   function recordQuery(op: Operation, end: number, ms: number, value: unknown, error: unknown, failed: boolean): void {
+    if (failed && isRejection(error)) return recordRejection(end, true);
     totals.queries++;
     let category: FailureCategory | undefined;
     if (failed) {
@@ -198,6 +229,7 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
   function recordHolder(op: Operation, end: number, error: unknown, failed: boolean): void {
     if (op.kind === "transaction") totals.transactions++;
     else totals.reserves++;
+    if (failed && isRejection(error)) return recordRejection(end, false);
     let ownFailure = false;
     const failure = failed ? underlyingError(error) : undefined;
     if (failed && !(typeof failure === "object" && failure !== null && childErrors.has(failure))) {
@@ -325,7 +357,7 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
     },
     stats,
     health(): HealthReport {
-      return monitorHealth(window.snapshot(performance.now()), pool.usage(), config.health);
+      return monitorHealth(window.snapshot(performance.now()), pool.usage(), config.health, streaks);
     },
     async close(): Promise<void> {
       try {
@@ -337,6 +369,32 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
       listeners.clear();
     },
   };
+}
+
+/** A call an open circuit turned away (any copy of pgpilot). */
+function isRejection(error: unknown): boolean {
+  return isPilotError(error) && error.code === "CIRCUIT_OPEN";
+}
+
+/**
+ * Errors about one statement or its data (cardinality 21, data 22, constraints 23, syntax and
+ * undefined objects 42 — but not 42501, no permission —, WITH CHECK 44, PL/pgSQL P0) say
+ * nothing about the lane: they neither make nor break a failing streak.
+ */
+function streakCounts(error: unknown): boolean {
+  const code = errorCode(error);
+  if (code === undefined || code.length !== 5 || code === "42501") return true;
+  return !STATEMENT_CLASSES.has(code.slice(0, 2));
+}
+
+const STATEMENT_CLASSES = new Set(["21", "22", "23", "42", "44", "P0"]);
+
+/** `"message" (code)`, at most 200 characters of message. */
+function describeError(error: unknown): string {
+  const message = typeof error === "object" && error !== null ? (error as { message?: unknown }).message : error;
+  const code = errorCode(error);
+  const text = JSON.stringify(String(message ?? "").slice(0, 200));
+  return code === undefined ? text : `${text} (${code})`;
 }
 
 /** Rows returned or affected: postgres.js puts `count` on its result arrays. */
