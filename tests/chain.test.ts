@@ -152,7 +152,9 @@ describe("chain", () => {
     const error = await sql.begin(async (tx) => {
       await tx`select pg_sleep(5)`;
     }).catch((e) => e);
-    expect(error.code).toBe("57014");
+    // The abort's own reason, with the server's cancel as its cause.
+    expect(error.message).toBe("budget spent");
+    expect(error.cause.code).toBe("57014");
     const [{ n }] = await raw`select count(*)::int as n from pg_stat_activity where query like '%pg_sleep(5)%' and state = 'active' and pid <> pg_backend_pid()`;
     expect(n).toBe(0);
     expect((await sql`select 1 as ok`)[0]!.ok).toBe(1);
