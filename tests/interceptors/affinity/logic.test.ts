@@ -4,14 +4,14 @@
  */
 import { describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { ConfigError } from "../../lib/shared/errors.ts";
-import { LeastOutstanding } from "../../lib/interceptors/affinity/balancer.ts";
-import { type PatternChange, percentile95, PatternTracker } from "../../lib/interceptors/affinity/patterns.ts";
-import { RecentWrites } from "../../lib/interceptors/affinity/recent-writes.ts";
-import { tableKey, touchedTables } from "../../lib/interceptors/affinity/tables.ts";
-import { analyzeSql } from "../../lib/sql/analyze.ts";
-import { affinity } from "../../lib/interceptors/affinity/index.ts";
-import { pilot } from "../../lib/core/pilot.ts";
+import { ConfigError } from "../../../lib/shared/errors.ts";
+import { LeastOutstanding } from "../../../lib/interceptors/affinity/balancer.ts";
+import { type PatternChange, percentile95, PatternTracker } from "../../../lib/interceptors/affinity/patterns.ts";
+import { RecentWrites } from "../../../lib/interceptors/affinity/recent-writes.ts";
+import { tableKey, touchedTables } from "../../../lib/interceptors/affinity/tables.ts";
+import { analyzeSql } from "../../../lib/sql/analyze.ts";
+import { affinity } from "../../../lib/interceptors/affinity/index.ts";
+import { pilot } from "../../../lib/core/pilot.ts";
 
 function tracker(changes: PatternChange[] = [], maxPatterns = 100, minSamples = 10) {
   let clock = 0;

@@ -14,7 +14,7 @@ import { tracing } from "../../lib/interceptors/tracing/index.ts";
 import { metricsHandler } from "../../lib/prometheus.ts";
 import { METRIC } from "../../lib/telemetry/names.ts";
 import { testUrl } from "../support/db.ts";
-import { metricsHarness, tracesHarness } from "./harness.ts";
+import { metricsHarness, tracesHarness } from "../support/otel.ts";
 
 const closers: (() => Promise<unknown>)[] = [];
 afterAll(async () => {

@@ -3,9 +3,9 @@
  * data (pure logic, no database).
  */
 import { describe, expect, test } from "bun:test";
-import { HoltForecaster, neededConnections } from "../../lib/interceptors/adaptive/forecast.ts";
-import { everyInterval, loadFactor, LoadWindow } from "../../lib/interceptors/adaptive/load-monitor.ts";
-import { planPrewarm, WarmTracker } from "../../lib/interceptors/adaptive/prewarm.ts";
+import { HoltForecaster, neededConnections } from "../../../lib/interceptors/adaptive/forecast.ts";
+import { everyInterval, loadFactor, LoadWindow } from "../../../lib/interceptors/adaptive/load-monitor.ts";
+import { planPrewarm, WarmTracker } from "../../../lib/interceptors/adaptive/prewarm.ts";
 
 /** A seeded linear congruential generator: the same "noise" on every run. */
 function noise(seed: number, amplitude: number): () => number {

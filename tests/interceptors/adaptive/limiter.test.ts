@@ -4,8 +4,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { Limiter } from "../../lib/interceptors/adaptive/limiter.ts";
-import { isPilotError, PoolSaturatedError, PoolTimeoutError } from "../../lib/shared/errors.ts";
+import { Limiter } from "../../../lib/interceptors/adaptive/limiter.ts";
+import { isPilotError, PoolSaturatedError, PoolTimeoutError } from "../../../lib/shared/errors.ts";
 
 const flush = async () => {
   for (let i = 0; i < 4; i++) await Promise.resolve();

@@ -6,9 +6,9 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
-import { adaptive } from "../../lib/interceptors/adaptive/index.ts";
-import { pilot } from "../../lib/core/pilot.ts";
-import { testUrl } from "../support/db.ts";
+import { adaptive } from "../../../lib/interceptors/adaptive/index.ts";
+import { pilot } from "../../../lib/core/pilot.ts";
+import { testUrl } from "../../support/db.ts";
 
 const admin = postgres(testUrl(), { max: 1, onnotice: () => {} });
 beforeAll(async () => {

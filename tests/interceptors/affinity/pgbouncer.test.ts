@@ -6,11 +6,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import postgres from "postgres";
-import type { Interceptor } from "../../lib/core/interceptor.ts";
-import { affinity, type AffinityStats } from "../../lib/interceptors/affinity/index.ts";
-import { pilot } from "../../lib/core/pilot.ts";
-import { testUrl } from "../support/db.ts";
-import { ensurePgbouncer, type PgbouncerServer, startPgbouncer } from "../support/pgbouncer.ts";
+import type { Interceptor } from "../../../lib/core/interceptor.ts";
+import { affinity, type AffinityStats } from "../../../lib/interceptors/affinity/index.ts";
+import { pilot } from "../../../lib/core/pilot.ts";
+import { testUrl } from "../../support/db.ts";
+import { ensurePgbouncer, type PgbouncerServer, startPgbouncer } from "../../support/pgbouncer.ts";
 
 const found = ensurePgbouncer();
 const missing = "missing" in found ? found.missing : undefined;

@@ -4,10 +4,10 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { ConfigError, DeadlineExceededError } from "../../lib/shared/errors.ts";
-import { deadline } from "../../lib/interceptors/deadline/index.ts";
-import { pilot } from "../../lib/core/pilot.ts";
-import { testUrl } from "../support/db.ts";
+import { ConfigError, DeadlineExceededError } from "../../../lib/shared/errors.ts";
+import { deadline } from "../../../lib/interceptors/deadline/index.ts";
+import { pilot } from "../../../lib/core/pilot.ts";
+import { testUrl } from "../../support/db.ts";
 
 const observer = postgres(testUrl(), { max: 1, onnotice: () => {} });
 const clock = deadline({ timeoutMs: 5_000 });

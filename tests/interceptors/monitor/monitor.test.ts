@@ -4,12 +4,12 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { ConfigError, pilot } from "../../mod.ts";
-import type { Interceptor } from "../../lib/core/interceptor.ts";
-import { monitor, type SlowQueryEvent } from "../../lib/interceptors/monitor/index.ts";
-import { METRIC } from "../../lib/telemetry/names.ts";
-import { testUrl } from "../support/db.ts";
-import { histogramCount, metricsHarness } from "./harness.ts";
+import { ConfigError, pilot } from "../../../mod.ts";
+import type { Interceptor } from "../../../lib/core/interceptor.ts";
+import { monitor, type SlowQueryEvent } from "../../../lib/interceptors/monitor/index.ts";
+import { METRIC } from "../../../lib/telemetry/names.ts";
+import { testUrl } from "../../support/db.ts";
+import { histogramCount, metricsHarness } from "../../support/otel.ts";
 
 // A fixed name: the table must be written in the SQL text for db.collection.name to be known.
 const table = "obs_monitor_items";

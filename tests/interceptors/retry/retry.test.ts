@@ -5,13 +5,13 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { ConfigError, DeadlineExceededError } from "../../lib/shared/errors.ts";
-import { deadline } from "../../lib/interceptors/deadline/index.ts";
-import { retry, type RetryEvent } from "../../lib/interceptors/retry/index.ts";
-import { pilot } from "../../lib/core/pilot.ts";
-import { testUrl } from "../support/db.ts";
-import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.ts";
-import { recorder } from "../support/recorder.ts";
+import { ConfigError, DeadlineExceededError } from "../../../lib/shared/errors.ts";
+import { deadline } from "../../../lib/interceptors/deadline/index.ts";
+import { retry, type RetryEvent } from "../../../lib/interceptors/retry/index.ts";
+import { pilot } from "../../../lib/core/pilot.ts";
+import { testUrl } from "../../support/db.ts";
+import { type FaultProxy, startFaultProxy } from "../../support/fault-proxy.ts";
+import { recorder } from "../../support/recorder.ts";
 
 const suffix = Math.random().toString(36).slice(2, 8);
 const accounts = `retry_accounts_${suffix}`;

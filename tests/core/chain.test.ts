@@ -4,11 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import type { Interceptor } from "../lib/core/interceptor.ts";
-import type { Operation } from "../lib/core/operation.ts";
-import { pilot } from "../mod.ts";
-import { testUrl } from "./support/db.ts";
-import { recorder } from "./support/recorder.ts";
+import type { Interceptor } from "../../lib/core/interceptor.ts";
+import type { Operation } from "../../lib/core/operation.ts";
+import { pilot } from "../../mod.ts";
+import { testUrl } from "../support/db.ts";
+import { recorder } from "../support/recorder.ts";
 
 const raw = postgres(testUrl(), { max: 2, onnotice: () => {} });
 const suffix = Math.random().toString(36).slice(2, 8);

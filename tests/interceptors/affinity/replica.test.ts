@@ -8,12 +8,12 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import postgres from "postgres";
-import { classify } from "../../lib/shared/classify.ts";
-import type { Interceptor, PilotContext } from "../../lib/core/interceptor.ts";
-import type { Operation } from "../../lib/core/operation.ts";
-import { affinity, type AffinityStats, type PatternChange } from "../../lib/interceptors/affinity/index.ts";
-import { pilot } from "../../lib/core/pilot.ts";
-import { ensurePostgresBinaries, type PostgresServer, startPostgres, startReplica } from "../support/postgres.ts";
+import { classify } from "../../../lib/shared/classify.ts";
+import type { Interceptor, PilotContext } from "../../../lib/core/interceptor.ts";
+import type { Operation } from "../../../lib/core/operation.ts";
+import { affinity, type AffinityStats, type PatternChange } from "../../../lib/interceptors/affinity/index.ts";
+import { pilot } from "../../../lib/core/pilot.ts";
+import { ensurePostgresBinaries, type PostgresServer, startPostgres, startReplica } from "../../support/postgres.ts";
 
 const unavailable = (() => {
   try {

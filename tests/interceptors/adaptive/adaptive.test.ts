@@ -6,14 +6,14 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import postgres from "postgres";
-import { ADAPTIVE_METRIC } from "../../lib/interceptors/adaptive/metrics.ts";
-import { adaptive, type AdaptiveInterceptor } from "../../lib/interceptors/adaptive/index.ts";
-import { gradient } from "../../lib/interceptors/adaptive/strategies.ts";
-import type { Interceptor } from "../../lib/core/interceptor.ts";
-import { pilot } from "../../lib/core/pilot.ts";
-import { ConfigError, PoolSaturatedError, PoolTimeoutError } from "../../lib/shared/errors.ts";
-import { testUrl } from "../support/db.ts";
-import { until } from "../support/wait.ts";
+import { ADAPTIVE_METRIC } from "../../../lib/interceptors/adaptive/metrics.ts";
+import { adaptive, type AdaptiveInterceptor } from "../../../lib/interceptors/adaptive/index.ts";
+import { gradient } from "../../../lib/interceptors/adaptive/strategies.ts";
+import type { Interceptor } from "../../../lib/core/interceptor.ts";
+import { pilot } from "../../../lib/core/pilot.ts";
+import { ConfigError, PoolSaturatedError, PoolTimeoutError } from "../../../lib/shared/errors.ts";
+import { testUrl } from "../../support/db.ts";
+import { until } from "../../support/kit.ts";
 
 const url = testUrl();
 /** What each test started (pools, workers, providers): stopped after that test, newest first. */

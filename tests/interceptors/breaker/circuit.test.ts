@@ -3,9 +3,9 @@
  * driven by an injected clock and random source.
  */
 import { describe, expect, test } from "bun:test";
-import { exponentialBackoff } from "../../lib/shared/backoff.ts";
-import { Circuit, type CircuitOptions, type CircuitTransition, REJECTED } from "../../lib/interceptors/breaker/circuit.ts";
-import { FailureWindow } from "../../lib/shared/failure-window.ts";
+import { exponentialBackoff } from "../../../lib/shared/backoff.ts";
+import { Circuit, type CircuitOptions, type CircuitTransition, REJECTED } from "../../../lib/interceptors/breaker/circuit.ts";
+import { FailureWindow } from "../../../lib/shared/failure-window.ts";
 
 function clock(start = 1_000_000) {
   let now = start;

@@ -5,11 +5,11 @@
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { aimdLimit as aimd } from "../../lib/interceptors/adaptive/aimd.ts";
-import { clamp, type LimitAlgorithm, type LimitSample } from "../../lib/interceptors/adaptive/algorithm.ts";
-import { fixedLimit as fixed } from "../../lib/interceptors/adaptive/fixed.ts";
-import { gradientLimit as gradient } from "../../lib/interceptors/adaptive/gradient.ts";
-import { vegasLimit as vegas } from "../../lib/interceptors/adaptive/vegas.ts";
+import { aimdLimit as aimd } from "../../../lib/interceptors/adaptive/aimd.ts";
+import { clamp, type LimitAlgorithm, type LimitSample } from "../../../lib/interceptors/adaptive/algorithm.ts";
+import { fixedLimit as fixed } from "../../../lib/interceptors/adaptive/fixed.ts";
+import { gradientLimit as gradient } from "../../../lib/interceptors/adaptive/gradient.ts";
+import { vegasLimit as vegas } from "../../../lib/interceptors/adaptive/vegas.ts";
 
 const busy = (rttMs: number, limit: number, extra: Partial<LimitSample> = {}): LimitSample => ({
   rttMs,

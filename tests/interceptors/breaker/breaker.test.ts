@@ -5,13 +5,13 @@
  */
 import { describe, expect, test } from "bun:test";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
-import { attachChain } from "../../lib/core/attach.ts";
-import { compose } from "../../lib/core/compose.ts";
-import { CircuitOpenError, ConfigError, DeadlineExceededError, PilotError } from "../../lib/shared/errors.ts";
-import type { Interceptor } from "../../lib/core/interceptor.ts";
-import { breaker } from "../../lib/interceptors/breaker/index.ts";
-import { retry } from "../../lib/interceptors/retry/index.ts";
-import { NO_SQL, Operation, type OperationKind } from "../../lib/core/operation.ts";
+import { attachChain } from "../../../lib/core/attach.ts";
+import { compose } from "../../../lib/core/compose.ts";
+import { CircuitOpenError, ConfigError, DeadlineExceededError, PilotError } from "../../../lib/shared/errors.ts";
+import type { Interceptor } from "../../../lib/core/interceptor.ts";
+import { breaker } from "../../../lib/interceptors/breaker/index.ts";
+import { retry } from "../../../lib/interceptors/retry/index.ts";
+import { NO_SQL, Operation, type OperationKind } from "../../../lib/core/operation.ts";
 
 const READ = Object.freeze({ ...NO_SQL("UNKNOWN"), command: "SELECT", readOnly: true });
 

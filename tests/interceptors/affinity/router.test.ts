@@ -3,13 +3,13 @@
  * the recent writes and lane availability (no database: the lanes here are never queried).
  */
 import { describe, expect, test } from "bun:test";
-import type { LaneInfo } from "../../lib/core/interceptor.ts";
-import { NO_SQL, Operation } from "../../lib/core/operation.ts";
-import { PatternTracker } from "../../lib/interceptors/affinity/patterns.ts";
-import { RecentWrites } from "../../lib/interceptors/affinity/recent-writes.ts";
-import { Router } from "../../lib/interceptors/affinity/router.ts";
-import { touchedTables } from "../../lib/interceptors/affinity/tables.ts";
-import { analyzeUnsafe } from "../../lib/sql/cache.ts";
+import type { LaneInfo } from "../../../lib/core/interceptor.ts";
+import { NO_SQL, Operation } from "../../../lib/core/operation.ts";
+import { PatternTracker } from "../../../lib/interceptors/affinity/patterns.ts";
+import { RecentWrites } from "../../../lib/interceptors/affinity/recent-writes.ts";
+import { Router } from "../../../lib/interceptors/affinity/router.ts";
+import { touchedTables } from "../../../lib/interceptors/affinity/tables.ts";
+import { analyzeUnsafe } from "../../../lib/sql/cache.ts";
 
 const lane = (name: string, port: number, max = 10): LaneInfo => ({
   name,

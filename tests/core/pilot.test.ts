@@ -7,10 +7,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
-import { pilot } from "../mod.ts";
-import { recorder } from "./support/recorder.ts";
-import { testUrl } from "./support/db.ts";
-import { until } from "./support/wait.ts";
+import { pilot } from "../../mod.ts";
+import { recorder } from "../support/recorder.ts";
+import { testUrl } from "../support/db.ts";
+import { until } from "../support/kit.ts";
 
 const table = `parity_${Math.random().toString(36).slice(2, 8)}`;
 const raw = postgres(testUrl(), { max: 4, onnotice: () => {} });

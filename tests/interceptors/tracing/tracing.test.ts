@@ -7,11 +7,11 @@ import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import postgres from "postgres";
-import { ConfigError, pilot } from "../../mod.ts";
-import { monitor } from "../../lib/interceptors/monitor/index.ts";
-import { tracing, type TracingOptions } from "../../lib/interceptors/tracing/index.ts";
-import { testUrl } from "../support/db.ts";
-import { AsyncContextManager, tracesHarness } from "./harness.ts";
+import { ConfigError, pilot } from "../../../mod.ts";
+import { monitor } from "../../../lib/interceptors/monitor/index.ts";
+import { tracing, type TracingOptions } from "../../../lib/interceptors/tracing/index.ts";
+import { testUrl } from "../../support/db.ts";
+import { AsyncContextManager, tracesHarness } from "../../support/otel.ts";
 
 const traces = tracesHarness();
 const closers: (() => Promise<unknown>)[] = [];

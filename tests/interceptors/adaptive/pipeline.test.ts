@@ -6,12 +6,12 @@
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { adaptive } from "../../lib/interceptors/adaptive/index.ts";
-import { retry } from "../../lib/interceptors/retry/index.ts";
-import { pilot } from "../../lib/core/pilot.ts";
-import { classify } from "../../lib/shared/classify.ts";
-import { testUrl } from "../support/db.ts";
-import { until } from "../support/wait.ts";
+import { adaptive } from "../../../lib/interceptors/adaptive/index.ts";
+import { retry } from "../../../lib/interceptors/retry/index.ts";
+import { pilot } from "../../../lib/core/pilot.ts";
+import { classify } from "../../../lib/shared/classify.ts";
+import { testUrl } from "../../support/db.ts";
+import { until } from "../../support/kit.ts";
 
 const url = testUrl();
 const cleanups: (() => Promise<unknown>)[] = [];
