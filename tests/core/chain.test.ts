@@ -8,14 +8,16 @@ import type { Interceptor } from "../../lib/core/interceptor.ts";
 import type { Operation } from "../../lib/core/operation.ts";
 import { pilot } from "../../mod.ts";
 import { testUrl } from "../support/db.ts";
+import { Cleanup } from "../support/kit.ts";
 import { recorder } from "../support/recorder.ts";
 
 const raw = postgres(testUrl(), { max: 2, onnotice: () => {} });
 const suffix = Math.random().toString(36).slice(2, 8);
-const clients: { close(o?: { timeout?: number }): Promise<void> }[] = [];
+/** Every pilot a test opened, closed after all. */
+const clients = new Cleanup();
 function open(interceptors: Interceptor[], max = 2) {
   const sql = pilot(postgres(testUrl(), { max, onnotice: () => {} }), { interceptors });
-  clients.push(sql);
+  clients.track(sql);
   return sql;
 }
 
@@ -31,7 +33,7 @@ beforeAll(async () => {
     end $$`);
 });
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close({ timeout: 1 })));
+  await clients.run();
   await raw.unsafe(`drop function if exists flaky_${suffix}(); drop sequence if exists flaky_${suffix}`);
   await raw.end({ timeout: 1 });
 });
@@ -166,7 +168,7 @@ describe("lanes", () => {
       primary: postgres(testUrl(), { max: 1, connection: { application_name: "lane-primary" } }),
       other: postgres(testUrl(), { max: 1, connection: { application_name: "lane-other" } }),
     }, { interceptors: [rec] });
-    clients.push(sql);
+    clients.track(sql);
     const app = (rows: readonly any[]) => rows[0]!.a as string;
     expect(app(await sql`select current_setting('application_name') as a`)).toBe("lane-primary");
     expect(app(await sql.lane("other")`select current_setting('application_name') as a`)).toBe("lane-other");
@@ -188,7 +190,7 @@ describe("lanes", () => {
       primary: postgres(testUrl(), { max: 1, connection: { application_name: "r-primary" } }),
       other: postgres(testUrl(), { max: 1, connection: { application_name: "r-other" } }),
     }, { interceptors: [toOther] });
-    clients.push(sql);
+    clients.track(sql);
     const [{ a }] = await sql`select current_setting('application_name') as a`;
     expect(a).toBe("r-other");
   });

@@ -157,7 +157,7 @@ describe("queries", () => {
 
   test(".cursor() with break ends the operation", async () => {
     for await (const _rows of sql`select id from ${sql(table)} order by id`.cursor(1)) break;
-    await until("the cursor's operation to end", () => rec.open === 0);
+    await until(() => rec.open === 0, { message: "the cursor's operation to end" });
     expect(rec.open).toBe(0);
     expect(rec.seen.length).toBe(1);
     expect((await sql`select 1 as ok`)[0]!.ok).toBe(1);
@@ -195,10 +195,10 @@ describe("queries", () => {
   test("an AbortSignal cancels a running query on the server", async () => {
     const controller = new AbortController();
     const pending = sql.with({ signal: controller.signal })`select pg_sleep(5) as aborted_by_signal`.catch((e) => e);
-    await until("the query to run on the server", async () => {
+    await until(async () => {
       const [{ n }] = await raw`select count(*)::int as n from pg_stat_activity where query like '%aborted_by_signal%' and state = 'active' and pid <> pg_backend_pid()`;
       return n === 1;
-    });
+    }, { message: "the query to run on the server" });
     controller.abort();
     const error = await pending;
     expect(error.code).toBe("57014");
@@ -296,7 +296,7 @@ describe("reserve, listen, notify, subscribe, end", () => {
     expect(a).toBe(b);
     expect(rec.open).toBe(1);
     reserved.release();
-    await until("the reservation's operation to end", () => rec.open === 0);
+    await until(() => rec.open === 0, { message: "the reservation's operation to end" });
     expect(rec.open).toBe(0);
     expect(kinds()).toEqual(["reserve:RESERVE", "query:SELECT<reserve", "query:SELECT<reserve"]);
   });

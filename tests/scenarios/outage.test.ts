@@ -13,6 +13,7 @@ import { retry } from "../../lib/interceptors/retry/index.ts";
 import { pilot } from "../../lib/core/pilot.ts";
 import { testUrl } from "../support/db.ts";
 import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.ts";
+import { settled, until } from "../support/kit.ts";
 import { type PostgresServer, startPostgres } from "../support/postgres.ts";
 
 const quiet = { onnotice: () => {} };
@@ -29,17 +30,6 @@ afterAll(async () => {
   await admin.end({ timeout: 1 });
   await proxy.close();
 });
-
-/** Poll `check` every 20 ms (at most ~20 s). */
-async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 1_000; i++) {
-    if (await check()) return;
-    await Bun.sleep(20);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-const settle = (promise: Promise<unknown>): Promise<any> => promise.then(() => undefined, (error) => error);
 
 // The writers use plain inserts: postgres.js 3.4.9 crashes the process (an uncaught TypeError
 // from a setImmediate in nextWrite) when a transaction's connection dies mid-transaction and it
@@ -83,16 +73,16 @@ describe("server stopped and restarted under 25 concurrent writers", () => {
     };
     const writers = Array.from({ length: 25 }, (_, w) => writer(w));
     try {
-      await until("writes before the outage", () => resolved.length >= 200);
+      await until(() => resolved.length >= 200, { message: "writes before the outage", timeoutMs: 20_000 });
       await server.stop("immediate");
-      await until("the circuit to open", () => transitions.some((t) => t.to === "open"));
+      await until(() => transitions.some((t) => t.to === "open"), { message: "the circuit to open", timeoutMs: 20_000 });
       // Stay down until a probe has failed against the dead server and re-opened the circuit.
-      await until("a failed probe", () => transitions.some((t) => t.from === "half-open" && t.to === "open"));
+      await until(() => transitions.some((t) => t.from === "half-open" && t.to === "open"), { message: "a failed probe", timeoutMs: 20_000 });
       const rejectedWhileDown = circuitOpen.length;
       await server.start();
-      await until("the circuit to close", () => guard.state("primary") === "closed" && transitions.at(-1)?.to === "closed");
+      await until(() => guard.state("primary") === "closed" && transitions.at(-1)?.to === "closed", { message: "the circuit to close", timeoutMs: 20_000 });
       const atClose = resolved.length;
-      await until("writes after recovery", () => resolved.length >= atClose + 200);
+      await until(() => resolved.length >= atClose + 200, { message: "writes after recovery", timeoutMs: 20_000 });
       expect(rejectedWhileDown).toBeGreaterThan(0);
     } finally {
       stop = true;
@@ -102,7 +92,7 @@ describe("server stopped and restarted under 25 concurrent writers", () => {
 
     // Connections the pool opened while the server was coming back can still fail after the
     // first close and open the circuit once more; the active probe closes it again.
-    await until("the circuit to be closed", () => guard.state("primary") === "closed");
+    await until(() => guard.state("primary") === "closed", { message: "the circuit to be closed", timeoutMs: 20_000 });
     const check = postgres(server.url, { max: 1, ...quiet });
     const stored = new Set((await check`select id from outage_writes`).map((row) => row.id as string));
     await check.end({ timeout: 1 });
@@ -139,14 +129,14 @@ describe("fault proxy", () => {
       // Connect the pool first (with room to spare: connecting is not what is tested).
       await Promise.all(Array.from({ length: 4 }, () => sql.with({ timeoutMs: 10_000 })`select 1`));
       proxy.blackhole(true);
-      const errors = await Promise.all(Array.from({ length: 12 }, () => settle(sql`select 1`)));
+      const errors = await Promise.all(Array.from({ length: 12 }, () => settled(sql`select 1`)));
       expect(errors.every((error) => error instanceof DeadlineExceededError)).toBe(true);
       expect(guard.state("primary")).toBe("open");
       expect(guard.stats().lanes.primary).toMatchObject({ category: "timeout" });
       // Let traffic through again: any call the breaker admitted would now reach the server.
       proxy.blackhole(false);
       const bytes = [proxy.bytesFromClient, proxy.bytesToClient];
-      const rejections = await Promise.all(Array.from({ length: 100 }, () => settle(sql`select 1`)));
+      const rejections = await Promise.all(Array.from({ length: 100 }, () => settled(sql`select 1`)));
       expect(rejections.every((error) => error instanceof CircuitOpenError && error.category === "timeout")).toBe(true);
       expect([proxy.bytesFromClient, proxy.bytesToClient]).toEqual(bytes);
       expect(guard.stats().lanes.primary!.rejections).toBe(100);
@@ -164,13 +154,13 @@ describe("fault proxy", () => {
     const sql = pilot(postgres(proxy.url(testUrl()), { max: 10, ...quiet }), { interceptors: [guard] });
     try {
       proxy.refuse(true);
-      for (let i = 0; i < 5; i++) expect((await settle(sql`select 1`))?.code).toBe("ECONNREFUSED");
+      for (let i = 0; i < 5; i++) expect((await settled(sql`select 1`))?.code).toBe("ECONNREFUSED");
       expect(guard.state("primary")).toBe("open");
       proxy.refuse(false);
-      await until("the recovery time to pass", () => guard.laneAvailable("primary"));
+      await until(() => guard.laneAvailable("primary"), { message: "the recovery time to pass", timeoutMs: 20_000 });
       const accepted = proxy.connectionsAccepted;
       const outcomes = await Promise.all(
-        Array.from({ length: 50 }, (_, n) => settle(sql`insert into ${sql(table)} (n) select ${n} from pg_sleep(0.05)`)),
+        Array.from({ length: 50 }, (_, n) => settled(sql`insert into ${sql(table)} (n) select ${n} from pg_sleep(0.05)`)),
       );
       const admitted = outcomes.filter((outcome) => outcome === undefined).length;
       expect(admitted).toBeGreaterThanOrEqual(1);
@@ -192,10 +182,10 @@ describe("fault proxy", () => {
     const sql = pilot(postgres(proxy.url(testUrl()), { max: 4, ...quiet }), { interceptors: [guard] });
     try {
       proxy.refuse(true);
-      for (let i = 0; i < 5; i++) await settle(sql`select 1`);
+      for (let i = 0; i < 5; i++) await settled(sql`select 1`);
       expect(guard.state("primary")).toBe("open");
       proxy.refuse(false);
-      await until("the probes to close it", () => guard.state("primary") === "closed");
+      await until(() => guard.state("primary") === "closed", { message: "the probes to close it", timeoutMs: 20_000 });
       expect(guard.stats().lanes.primary!.activeProbes).toMatchObject({ answered: 2 });
       expect((await sql`select 7 as seven`)[0]!.seven).toBe(7);
     } finally {
@@ -208,8 +198,8 @@ describe("fault proxy", () => {
     const sql = pilot(postgres(proxy.url(testUrl()), { max: 2, ...quiet }), { interceptors: [breaker()] });
     await sql`select 1`;
     const sent = proxy.bytesFromClient;
-    const running = settle(sql`select pg_sleep(5)`);
-    await until("the query to reach the proxy", () => proxy.bytesFromClient > sent);
+    const running = settled(sql`select pg_sleep(5)`);
+    await until(() => proxy.bytesFromClient > sent, { message: "the query to reach the proxy", timeoutMs: 20_000 });
     proxy.resetAll();
     expect(classify(await running)).toBe("connection");
     const outcome = await Promise.race([sql.close({ timeout: 1 }).then(() => "closed"), Bun.sleep(10_000).then(() => "hung")]);
@@ -226,7 +216,7 @@ describe("client errors against the real server", () => {
     const sql = pilot(postgres(testUrl(), { max: 8, ...quiet }), { interceptors: [guard] });
     try {
       const calls = Array.from({ length: 300 }, (_, i) =>
-        settle(
+        settled(
           i % 3 === 0
             ? sql`insert into ${sql(table)} values (1, 1)`
             : i % 3 === 1

@@ -14,12 +14,10 @@ import { tracing } from "../../lib/interceptors/tracing/index.ts";
 import { metricsHandler } from "../../lib/prometheus.ts";
 import { METRIC } from "../../lib/telemetry/names.ts";
 import { testUrl } from "../support/db.ts";
-import { metricsHarness, tracesHarness } from "../support/otel.ts";
+import { Cleanup, metricReader, tracesHarness } from "../support/kit.ts";
 
-const closers: (() => Promise<unknown>)[] = [];
-afterAll(async () => {
-  for (const close of closers) await close();
-});
+const cleanup = new Cleanup();
+afterAll(() => cleanup.run());
 
 test("a sentinel password and a sentinel parameter never appear in scrape, spans, stats, health, events or logs", async () => {
   const password = "SentinelPassw0rd-7f3a9c";
@@ -51,7 +49,7 @@ test("a sentinel password and a sentinel parameter never appear in scrape, spans
         adaptive({ meterProvider: metrics.meterProvider }),
       ],
     });
-    closers.push(() => sql.close({ timeout: 1 }));
+    cleanup.track(sql);
     expect((sql.options as { pass?: unknown }).pass).toBe(password);
     await sql`select ${value}::text as echoed`;
     // PostgreSQL puts the value in this error's message: "invalid input syntax for type integer: …"
@@ -86,10 +84,11 @@ test("a sentinel password and a sentinel parameter never appear in scrape, spans
 });
 
 test("100 000 distinct unsafe() statements: pattern memory and label sets stay bounded", async () => {
-  const metrics = metricsHarness();
+  const metrics = metricReader();
   const monitoring = monitor({ maxPatterns: 200, maxAttributeSets: 50, topPatterns: 3, meterProvider: metrics.meterProvider });
   const sql = pilot(postgres(testUrl(), { max: 8, onnotice: () => {} }), { interceptors: [monitoring] });
-  closers.push(() => sql.close({ timeout: 1 }), () => metrics.shutdown());
+  cleanup.defer(() => metrics.shutdown());
+  cleanup.track(sql);
   const total = 100_000;
   const workers = 32;
   let next = 0;
@@ -139,7 +138,7 @@ describe("a broken meter or exporter never fails a query", () => {
     });
     const monitoring = monitor({ meterProvider: { getMeter: () => meter as never }, slowQueryMs: 0 });
     const sql = pilot(postgres(testUrl(), { max: 2, onnotice: () => {} }), { interceptors: [monitoring] });
-    closers.push(() => sql.close({ timeout: 1 }));
+    cleanup.track(sql);
     const [row] = await sql`select 6 * 7 as answer`;
     expect(row!.answer).toBe(42);
     await sql.begin((tx) => tx`select 1`);
@@ -148,7 +147,7 @@ describe("a broken meter or exporter never fails a query", () => {
   });
 
   test("a queue whose pending() throws: collection and stats still work", async () => {
-    const metrics = metricsHarness();
+    const metrics = metricReader();
     const monitoring = monitor({ meterProvider: metrics.meterProvider });
     const brokenQueue = {
       name: "adaptive",
@@ -160,7 +159,8 @@ describe("a broken meter or exporter never fails a query", () => {
     const sql = pilot(postgres(testUrl(), { max: 1, onnotice: () => {} }), {
       interceptors: [monitoring, brokenQueue as never],
     });
-    closers.push(() => sql.close({ timeout: 1 }), () => metrics.shutdown());
+    cleanup.defer(() => metrics.shutdown());
+    cleanup.track(sql);
     await sql`select 1`;
     expect((await metrics.points(METRIC.PENDING_REQUESTS)).map((point) => point.value)).toEqual([0]);
     expect(monitoring.stats().pool.primary).toEqual({ max: 1, inFlight: 0, used: 0, idle: 1, pending: 0 });

@@ -1,5 +1,6 @@
 /**
- * Real OpenTelemetry SDKs with in-memory sinks, for the observability tests.
+ * Real OpenTelemetry SDKs with in-memory sinks (metrics collected by hand, finished spans kept),
+ * and a context manager. Part of the test kit: import it through ./kit.ts.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { type Context, type ContextManager, ROOT_CONTEXT } from "@opentelemetry/api";
@@ -29,17 +30,31 @@ class ManualReader extends MetricReader {
   protected override async onForceFlush(): Promise<void> {}
 }
 
-export interface MetricsHarness {
+/** One data point, reduced to what tests compare. */
+export interface MetricValue {
+  attributes: Record<string, unknown>;
+  value: number;
+}
+
+export interface MetricReaderKit {
   meterProvider: MeterProvider;
   /** Collected by the reader: `monitor({ metricProducer })` aggregates its histograms into it. */
   metricProducer: PgpilotMetricProducer;
+  /** A fresh collection; throws the first collection error. */
   collect(): Promise<ResourceMetrics>;
   /** Data points of one metric, by name, after a fresh collection. */
   points(name: string): Promise<DataPoint<unknown>[]>;
+  /** One fresh collection: every metric's points as `{ attributes, value }`, by metric name. */
+  values(): Promise<Map<string, MetricValue[]>>;
   shutdown(): Promise<void>;
 }
 
-export function metricsHarness(): MetricsHarness {
+/**
+ * A real OTel SDK MeterProvider whose reader is collected by hand (no timers, no exporter), with
+ * a pgpilot metric producer attached. Pass `meterProvider` (and `metricProducer`) to the code
+ * under test, then read what it recorded.
+ */
+export function metricReader(): MetricReaderKit {
   const metricProducer = createMetricProducer();
   const reader = new ManualReader(metricProducer);
   const meterProvider = new MeterProvider({ readers: [reader] });
@@ -56,6 +71,17 @@ export function metricsHarness(): MetricsHarness {
       const metrics = await collect();
       const found = metrics.scopeMetrics.flatMap((scope) => scope.metrics).filter((m) => m.descriptor.name === name);
       return found.flatMap((metric) => metric.dataPoints as DataPoint<unknown>[]);
+    },
+    async values() {
+      const byName = new Map<string, MetricValue[]>();
+      for (const scope of (await collect()).scopeMetrics) {
+        for (const metric of scope.metrics) {
+          const points = byName.get(metric.descriptor.name) ?? [];
+          for (const point of metric.dataPoints) points.push({ attributes: point.attributes, value: point.value as number });
+          byName.set(metric.descriptor.name, points);
+        }
+      }
+      return byName;
     },
     shutdown: () => meterProvider.shutdown(),
   };

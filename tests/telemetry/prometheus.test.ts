@@ -19,7 +19,7 @@ import { retry } from "../../lib/interceptors/retry/index.ts";
 import { tracing } from "../../lib/interceptors/tracing/index.ts";
 import { healthHandler, metricsHandler, servePrometheus } from "../../lib/prometheus.ts";
 import { testUrl } from "../support/db.ts";
-import { tracesHarness } from "../support/otel.ts";
+import { tracesHarness } from "../support/kit.ts";
 
 const dir = join(import.meta.dir, "../../examples/observability");
 const metrics = metricsHandler({ global: false });

@@ -3,8 +3,7 @@
  * in FIFO order, queue timeout / shedding / aborts, transactions and reservations under a
  * limit of 1, the limit following a slowed server (pg_sleep load), pre-warming, config.
  */
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
+import { afterAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { ADAPTIVE_METRIC } from "../../../lib/interceptors/adaptive/metrics.ts";
 import { adaptive, type AdaptiveInterceptor } from "../../../lib/interceptors/adaptive/index.ts";
@@ -13,14 +12,11 @@ import type { Interceptor } from "../../../lib/core/interceptor.ts";
 import { pilot } from "../../../lib/core/pilot.ts";
 import { ConfigError, PoolSaturatedError, PoolTimeoutError } from "../../../lib/shared/errors.ts";
 import { testUrl } from "../../support/db.ts";
-import { until } from "../../support/kit.ts";
+import { cleanupAfterEach, metricReader, until } from "../../support/kit.ts";
 
 const url = testUrl();
 /** What each test started (pools, workers, providers): stopped after that test, newest first. */
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
-});
+const cleanup = cleanupAfterEach();
 
 /** A raw connection for watching the server (pg_stat_activity), outside every pool under test. */
 const observer = postgres(url, { max: 1, onnotice: () => {} });
@@ -38,7 +34,7 @@ function make(options: Parameters<typeof adaptive>[0], pool: { max: number; url?
     postgres(pool.url ?? url, { max: pool.max, onnotice: () => {}, connection: { application_name: application } }),
     { interceptors: [limiter, ...extra] },
   );
-  cleanups.push(() => sql.close({ timeout: 1 }));
+  cleanup.track(sql);
   return { sql, limiter, application };
 }
 
@@ -214,7 +210,7 @@ describe("adapting", () => {
     // Seconds every query sleeps on the server: the "database slowdown" switch.
     let delay = 0;
     let running = true;
-    cleanups.push(async () => (running = false));
+    cleanup.defer(() => (running = false));
     const failures: unknown[] = [];
     const workers = Array.from({ length: 20 }, async () => {
       while (running) {
@@ -227,13 +223,13 @@ describe("adapting", () => {
     try {
       // A baseline first: the long-term RTT is learned over the first windows.
       const windows = () => sql.stats().adaptive.lanes.primary!.windows;
-      await until("30 sampling windows", () => windows() >= 30, 30_000);
+      await until(() => windows() >= 30, { message: "30 sampling windows", timeoutMs: 30_000 });
       const before = limiter.limit("primary");
       delay = 0.3;
-      await until("the limit to fall by 3", () => limiter.limit("primary") <= before - 3, 30_000);
+      await until(() => limiter.limit("primary") <= before - 3, { message: "the limit to fall by 3", timeoutMs: 30_000 });
       const lowest = Math.min(...seen);
       delay = 0;
-      await until("the limit to rise by 2", () => limiter.limit("primary") >= lowest + 2, 30_000);
+      await until(() => limiter.limit("primary") >= lowest + 2, { message: "the limit to rise by 2", timeoutMs: 30_000 });
     } finally {
       running = false;
       await Promise.all(workers);
@@ -301,39 +297,16 @@ describe("pre-warming", () => {
   }, 30_000);
 });
 
-/** Collects metric points on demand. */
-class CollectingReader extends MetricReader {
-  async all(): Promise<Map<string, { attributes: Record<string, unknown>; value: number }[]>> {
-    const { resourceMetrics } = await this.collect();
-    const byName = new Map<string, { attributes: Record<string, unknown>; value: number }[]>();
-    for (const scope of resourceMetrics.scopeMetrics) {
-      for (const metric of scope.metrics) {
-        const points = byName.get(metric.descriptor.name) ?? [];
-        for (const point of metric.dataPoints) points.push({ attributes: point.attributes, value: point.value as number });
-        byName.set(metric.descriptor.name, points);
-      }
-    }
-    return byName;
-  }
-  protected onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
 describe("metrics", () => {
   test("limit, queue, load, forecast gauges and the adjustment / rejection counters, per lane", async () => {
-    const reader = new CollectingReader();
-    const meterProvider = new MeterProvider({ readers: [reader] });
-    cleanups.push(() => meterProvider.shutdown());
-    const { sql } = make({ algorithm: "fixed", max: 1, maxQueue: 0, intervalMs: 50, meterProvider, prewarm: false });
+    const reader = metricReader();
+    cleanup.defer(() => reader.shutdown());
+    const { sql } = make({ algorithm: "fixed", max: 1, maxQueue: 0, intervalMs: 50, meterProvider: reader.meterProvider, prewarm: false });
     const slow = started(sql`select pg_sleep(0.2)`);
     expect((await sql`select 1`.catch((e) => e)).code).toBe("POOL_SATURATED");
     await slow;
     await Bun.sleep(120);
-    const metrics = await reader.all();
+    const metrics = await reader.values();
     for (const name of Object.values(ADAPTIVE_METRIC)) {
       expect(name.startsWith("pgpilot.")).toBe(true);
       expect(name.endsWith("_count") || name.endsWith(".count")).toBe(false);

@@ -4,20 +4,17 @@
  * statements are described, a killed reserved connection fails only its own queries and the
  * lane heals, transactions and session statements keep using the pool, close() returns.
  */
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { adaptive } from "../../../lib/interceptors/adaptive/index.ts";
 import { retry } from "../../../lib/interceptors/retry/index.ts";
 import { pilot } from "../../../lib/core/pilot.ts";
 import { classify } from "../../../lib/shared/classify.ts";
 import { testUrl } from "../../support/db.ts";
-import { until } from "../../support/kit.ts";
+import { cleanupAfterEach, until } from "../../support/kit.ts";
 
 const url = testUrl();
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
-});
+const cleanup = cleanupAfterEach();
 
 /** A raw connection for watching and killing backends, outside every pool under test. */
 const observer = postgres(url, { max: 1, onnotice: () => {} });
@@ -32,7 +29,7 @@ function make(options: Parameters<typeof adaptive>[0], max: number) {
     // Pipelining is opt-in; these tests are about it, so it is on unless a test says otherwise.
     { interceptors: [adaptive({ prewarm: false, pipelineDepth: 16, ...options })] },
   );
-  cleanups.push(() => sql.close({ timeout: 1 }));
+  cleanup.track(sql);
   return { sql, application };
 }
 
@@ -53,10 +50,10 @@ function pipelineOf(sql: { stats(): Record<string, unknown> }): PipelineSection 
 
 /** Wait until a backend is running a statement (a fact read from the server, not a sleep). */
 async function untilActive(pid: number): Promise<void> {
-  await until(`backend ${pid} to run a statement`, async () => {
+  await until(async () => {
     const [row] = await observer`select state from pg_stat_activity where pid = ${pid}`;
     return row?.state === "active";
-  });
+  }, { message: `backend ${pid} to run a statement` });
 }
 
 /** Kill a backend once it is running a statement. */
@@ -72,10 +69,10 @@ async function backends(application: string): Promise<number[]> {
 
 /** Keep `n` connections' worth of demand until the pipeline holds `n` reserved connections. */
 async function reserveConnections(sql: any, n: number): Promise<void> {
-  await until(`${n} reserved connections`, async () => {
+  await until(async () => {
     await Promise.all(Array.from({ length: n * pipelineOf(sql).depth }, () => sql`select pg_sleep(0.005)`));
     return pipelineOf(sql).connections >= n;
-  });
+  }, { message: `${n} reserved connections` });
 }
 
 describe("pipelining onto reserved connections", () => {
@@ -151,7 +148,7 @@ describe("pipelining onto reserved connections", () => {
       postgres(url, { max: 10, onnotice: () => {}, connection: { application_name: application } }),
       { interceptors: [retry({ maxAttempts: 3 }), adaptive({ prewarm: false, pipelineDepth: 4 })] },
     );
-    cleanups.push(() => sql.close({ timeout: 1 }));
+    cleanup.track(sql);
     await reserveConnections(sql, 2);
     const victim = pipelineOf(sql).pids[0]!;
     const calls = Array.from({ length: 16 }, (_, i) => sql`select ${i}::int as i, pg_backend_pid() as pid, pg_sleep(0.3)`);
@@ -171,7 +168,7 @@ describe("pipelining onto reserved connections", () => {
     const victim = pipelineOf(sql).pids[0]!;
     await observer`select pg_terminate_backend(${victim})`;
     // postgres.js sees the socket close; from then on the connection is not the reserved one.
-    await until("the killed connection to be dropped", () => !pipelineOf(sql).pids.includes(victim));
+    await until(() => !pipelineOf(sql).pids.includes(victim), { message: "the killed connection to be dropped" });
     const rows = await Promise.all(Array.from({ length: 30 }, (_, i) => sql`select ${i}::int as i, pg_backend_pid() as pid`));
     expect(rows.map((r) => r[0].i)).toEqual(Array.from({ length: 30 }, (_, i) => i));
     for (const row of rows) expect(row[0].pid).not.toBe(victim);
@@ -216,7 +213,7 @@ describe("pipelining onto reserved connections", () => {
     const running = Array.from({ length: 8 }, () => sql`select pg_sleep(0.05)`.catch((e) => e));
     await sql.close({ timeout: 1 });
     await Promise.all(running);
-    await until("every backend to be gone", async () => (await backends(application)).length === 0);
+    await until(async () => (await backends(application)).length === 0, { message: "every backend to be gone" });
   }, 30_000);
 
   test("cancelling a query written behind another: every caller settles with its own rows", async () => {
@@ -228,7 +225,7 @@ describe("pipelining onto reserved connections", () => {
     await untilActive(pid!);
     const second = sql`select 'second' as who`.execute();
     const third = sql`select 'third' as who`.execute();
-    await until("3 queries in flight", () => pipelineOf(sql).inFlight === 3);
+    await until(() => pipelineOf(sql).inFlight === 3, { message: "3 queries in flight" });
     second.cancel();
     const [a, b, c] = await Promise.allSettled([first, second, third]);
     expect(a.status === "fulfilled" && a.value[0]!.who).toBe("first");
@@ -236,17 +233,17 @@ describe("pipelining onto reserved connections", () => {
     // caller already); what matters is that it settles with its own row, not the next one's.
     expect(b.status === "fulfilled" ? b.value[0]!.who : (b.reason as { code?: string }).code).toBe("second");
     expect(c.status === "fulfilled" && c.value[0]!.who).toBe("third");
-    await until("nothing in flight", () => pipelineOf(sql).inFlight === 0);
+    await until(() => pipelineOf(sql).inFlight === 0, { message: "nothing in flight" });
   }, 30_000);
 
   test("end() without a timeout waits for pipelined queries, then ends every connection", async () => {
     const { sql, application } = make({}, 4);
     await reserveConnections(sql, 1);
     const running = sql`select 'done' as state, pg_sleep(0.2)`.execute();
-    await until("1 query in flight", () => pipelineOf(sql).inFlight === 1);
+    await until(() => pipelineOf(sql).inFlight === 1, { message: "1 query in flight" });
     await sql.end();
     expect((await running)[0]!.state).toBe("done");
-    await until("every backend to be gone", async () => (await backends(application)).length === 0);
+    await until(async () => (await backends(application)).length === 0, { message: "every backend to be gone" });
   }, 30_000);
 
   test("queries waiting behind a statement being described go to the pool when their connection is lost", async () => {

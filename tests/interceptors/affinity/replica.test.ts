@@ -6,7 +6,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import postgres from "postgres";
 import { classify } from "../../../lib/shared/classify.ts";
 import type { Interceptor, PilotContext } from "../../../lib/core/interceptor.ts";
@@ -14,6 +13,7 @@ import type { Operation } from "../../../lib/core/operation.ts";
 import { affinity, type AffinityStats, type PatternChange } from "../../../lib/interceptors/affinity/index.ts";
 import { pilot } from "../../../lib/core/pilot.ts";
 import { ensurePostgresBinaries, type PostgresServer, startPostgres, startReplica } from "../../support/postgres.ts";
+import { Cleanup, metricReader, until } from "../../support/kit.ts";
 
 const unavailable = (() => {
   try {
@@ -27,7 +27,8 @@ if (unavailable !== undefined) console.warn(`[affinity] skipping streaming-repli
 
 let primary: PostgresServer;
 let replica: PostgresServer;
-const clients: { close(options: { timeout: number }): Promise<void> }[] = [];
+/** The servers (started in beforeAll) and every pilot a test opened, closed newest first after all. */
+const cleanup = new Cleanup();
 
 /** Fresh lanes; each lane names itself in application_name so a query can tell where it ran. */
 function lanes() {
@@ -52,19 +53,6 @@ async function warmLanes(): Promise<ReturnType<typeof lanes>> {
   return warm;
 }
 
-function track<T extends { close(options: { timeout: number }): Promise<void> }>(sql: T): T {
-  clients.push(sql);
-  return sql;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /** The rows of a result as plain objects (postgres.js results are arrays with extra fields). */
 const rows = async (query: unknown): Promise<Record<string, unknown>[]> =>
   [...(await query) as Record<string, unknown>[]];
@@ -74,6 +62,7 @@ const stats = (sql: { stats(): Record<string, unknown> }) => sql.stats().affinit
 describe.skipIf(unavailable !== undefined)("affinity with a streaming replica", () => {
   beforeAll(async () => {
     primary = await startPostgres({ name: "affinity-primary" });
+    cleanup.defer(() => primary.destroy());
     await primary.psql(`
       create table items (id serial primary key, v text not null);
       create table notes (id serial primary key, v text not null);
@@ -81,20 +70,20 @@ describe.skipIf(unavailable !== undefined)("affinity with a streaming replica", 
       create function slow_report(ms int) returns int language sql as $$ select 1 from pg_sleep(ms / 1000.0) $$;
     `);
     replica = await startReplica(primary, { name: "affinity-replica" });
-    await waitFor("the replica to have the schema", async () =>
-      (await replica.psql("select count(*) from pg_proc where proname = 'slow_report'")) === "1");
+    cleanup.defer(() => replica.destroy());
+    await until(async () => (await replica.psql("select count(*) from pg_proc where proname = 'slow_report'")) === "1", {
+      message: "the replica to have the schema",
+      timeoutMs: 20_000,
+    });
   }, 60_000);
 
-  afterAll(async () => {
-    await Promise.allSettled(clients.map((sql) => sql.close({ timeout: 1 })));
-    await replica?.destroy();
-    await primary?.destroy();
-  });
+  afterAll(() => cleanup.run());
 
   test("reads land on the replica; writes, transactions, reserve and nextval() on the primary", async () => {
-    const reader = new CollectingReader();
-    const meterProvider = new MeterProvider({ readers: [reader] });
-    const sql = track(pilot(lanes(), {
+    const reader = metricReader();
+    cleanup.defer(() => reader.shutdown());
+    const { meterProvider } = reader;
+    const sql = cleanup.track(pilot(lanes(), {
       name: "affinity-test",
       interceptors: [affinity({ reads: "replica", slow: "analytics", readYourWritesMs: 0, meterProvider })],
     }));
@@ -132,7 +121,7 @@ describe.skipIf(unavailable !== undefined)("affinity with a streaming replica", 
     expect([s.routed, s.hitRate, s.fallbacks]).toEqual([9, 1, 0]);
     expect(s.readOffload).toBeCloseTo(4 / 5, 5); // 5 read-only root queries, 4 off the primary
 
-    const routed = await reader.points("pgpilot.affinity.routed");
+    const routed = (await reader.values()).get("pgpilot.affinity.routed") ?? [];
     expect(routed.map((p) => [p.attributes["pgpilot.lane"], p.attributes["pgpilot.affinity.reason"], p.value]).sort())
       .toEqual([
         ["analytics", "override", 1],
@@ -144,7 +133,7 @@ describe.skipIf(unavailable !== undefined)("affinity with a streaming replica", 
   });
 
   test("a read of a table written within the window reads its own write (replica replay paused)", async () => {
-    const sql = track(pilot(lanes(), { interceptors: [affinity({ reads: "replica", readYourWritesMs: 60_000 })] }));
+    const sql = cleanup.track(pilot(lanes(), { interceptors: [affinity({ reads: "replica", readYourWritesMs: 60_000 })] }));
     const v = `w-${Math.random()}`;
     await replica.psql("select pg_wal_replay_pause()");
     try {
@@ -171,7 +160,7 @@ describe.skipIf(unavailable !== undefined)("affinity with a streaming replica", 
   });
 
   test("after the window has passed, reads of the written table go back to the replica", async () => {
-    const sql = track(pilot(lanes(), { interceptors: [affinity({ reads: "replica", readYourWritesMs: 100 })] }));
+    const sql = cleanup.track(pilot(lanes(), { interceptors: [affinity({ reads: "replica", readYourWritesMs: 100 })] }));
     await sql`insert into items (v) values (${"later"})`;
     expect(await rows(sql`select pg_is_in_recovery() as standby from items limit 1`)).toEqual([{ standby: false }]);
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -180,7 +169,7 @@ describe.skipIf(unavailable !== undefined)("affinity with a streaming replica", 
 
   test("replica stopped: reads fall back to the primary, only in-flight reads fail, the replica returns", async () => {
     const guard = laneGuard();
-    const sql = track(pilot(lanes(), {
+    const sql = cleanup.track(pilot(lanes(), {
       interceptors: [affinity({ reads: "replica", readYourWritesMs: 0 }), guard],
     }));
     const workers = 4;
@@ -201,13 +190,13 @@ describe.skipIf(unavailable !== undefined)("affinity with a streaming replica", 
       }
     });
 
-    await waitFor("reads on the replica", () => served.filter((r) => r.standby).length >= 20);
+    await until(() => served.filter((r) => r.standby).length >= 20, { message: "reads on the replica", timeoutMs: 20_000 });
     await replica.stop("immediate");
-    await waitFor("reads served by the primary", () => stats(sql).fallbacks >= 20);
+    await until(() => stats(sql).fallbacks >= 20, { message: "reads served by the primary", timeoutMs: 20_000 });
     expect(sql.health().status).toBe("degraded");
     await replica.start();
     restarted = true;
-    await waitFor("reads back on the replica", () => served.some((r) => r.afterRestart && r.standby));
+    await until(() => served.some((r) => r.afterRestart && r.standby), { message: "reads back on the replica", timeoutMs: 20_000 });
     running = false;
     await Promise.all(loops);
 
@@ -230,7 +219,7 @@ describe.skipIf(unavailable !== undefined)("affinity with a streaming replica", 
     const changes: PatternChange[] = [];
     const routing = affinity({ reads: "replica", slow: "analytics", slowMs: 150, minSamples: 4, readYourWritesMs: 0 });
     routing.onPatternChange((change) => changes.push(change));
-    const sql = track(pilot(await warmLanes(), { interceptors: [routing] }));
+    const sql = cleanup.track(pilot(await warmLanes(), { interceptors: [routing] }));
     const report = async () =>
       (await sql`select slow_report(${250}) as x, current_setting('application_name') as app`)[0]!.app as string;
     const fast = async (i: number) =>
@@ -275,7 +264,7 @@ describe.skipIf(unavailable !== undefined)("affinity with a streaming replica", 
     // One connection: postgres.js pipelines every query onto it, each waiting for those ahead.
     const single = postgres(primary.url, { max: 1, onnotice: () => {} });
     await single`select 1`;
-    const sql = track(pilot({ primary: lanes().primary, single, analytics: lanes().analytics }, { interceptors: [routing] }));
+    const sql = cleanup.track(pilot({ primary: lanes().primary, single, analytics: lanes().analytics }, { interceptors: [routing] }));
     await Promise.all(Array.from({ length: 4 }, (_, i) => [sql`select slow_report(${250})`, sql`select ${i}::int as i`]).flat());
     // Queued behind up to 1 s of pg_sleep, the fast pattern took up to 1 s from dispatch; its own
     // time (from when the query ahead of it settled) is what was learned.
@@ -329,25 +318,4 @@ function laneGuard(): Interceptor & { downAt: number | undefined; lastFailed: We
     }
   }
   return guard;
-}
-
-/** Collects metric points on demand. */
-class CollectingReader extends MetricReader {
-  async points(name: string): Promise<{ attributes: Record<string, unknown>; value: number }[]> {
-    const { resourceMetrics } = await this.collect();
-    const points: { attributes: Record<string, unknown>; value: number }[] = [];
-    for (const scope of resourceMetrics.scopeMetrics) {
-      for (const metric of scope.metrics) {
-        if (metric.descriptor.name !== name) continue;
-        for (const point of metric.dataPoints) points.push({ attributes: point.attributes, value: point.value as number });
-      }
-    }
-    return points;
-  }
-  protected onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
 }

@@ -4,7 +4,6 @@
  * configuration. The real outages are in outage.test.ts.
  */
 import { describe, expect, test } from "bun:test";
-import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import { attachChain } from "../../../lib/core/attach.ts";
 import { compose } from "../../../lib/core/compose.ts";
 import { CircuitOpenError, ConfigError, DeadlineExceededError, PilotError } from "../../../lib/shared/errors.ts";
@@ -12,6 +11,7 @@ import type { Interceptor } from "../../../lib/core/interceptor.ts";
 import { breaker } from "../../../lib/interceptors/breaker/index.ts";
 import { retry } from "../../../lib/interceptors/retry/index.ts";
 import { NO_SQL, Operation, type OperationKind } from "../../../lib/core/operation.ts";
+import { metricReader, settled } from "../../support/kit.ts";
 
 const READ = Object.freeze({ ...NO_SQL("UNKNOWN"), command: "SELECT", readOnly: true });
 
@@ -36,26 +36,15 @@ function chain(interceptors: Interceptor[], outcome: (op: Operation) => unknown 
   return { run, reached: () => reached };
 }
 
-const settle = (promise: Promise<unknown>) => promise.then(() => undefined, (error) => error);
-
-class Reader extends MetricReader {
-  protected onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
 describe("breaker interceptor", () => {
   test("client errors never count, at any rate; counted categories do", async () => {
     const guard = breaker();
     const { run } = chain([guard], unique);
-    for (let i = 0; i < 500; i++) expect((await settle(run(op())))?.code).toBe("23505");
+    for (let i = 0; i < 500; i++) expect((await settled(run(op())))?.code).toBe("23505");
     expect(guard.state("primary")).toBe("closed");
     expect(guard.stats().lanes.primary!.window).toMatchObject({ calls: 500, failures: 0 });
     const failing = chain([guard], refused);
-    for (let i = 0; i < 5; i++) await settle(failing.run(op()));
+    for (let i = 0; i < 5; i++) await settled(failing.run(op()));
     expect(guard.state("primary")).toBe("open");
   });
 
@@ -64,7 +53,7 @@ describe("breaker interceptor", () => {
     const passive = breaker({ recoveryMs: 1, activeProbing: false });
     for (const guard of [probing, passive]) {
       const { run } = chain([guard], refused);
-      for (let i = 0; i < 5; i++) await settle(run(op()));
+      for (let i = 0; i < 5; i++) await settled(run(op()));
       expect(guard.state("primary")).toBe("open");
     }
     await Bun.sleep(5); // past recoveryMs: the circuit would admit a probe now
@@ -78,9 +67,9 @@ describe("breaker interceptor", () => {
     const rejections: unknown[] = [];
     guard.onReject((rejection) => rejections.push(rejection));
     const { run, reached } = chain([guard], refused);
-    for (let i = 0; i < 5; i++) await settle(run(op()));
+    for (let i = 0; i < 5; i++) await settled(run(op()));
     expect(reached()).toBe(5);
-    const error = await settle(run(op()));
+    const error = await settled(run(op()));
     expect(error).toBeInstanceOf(CircuitOpenError);
     expect(error).toMatchObject({ code: "CIRCUIT_OPEN", lane: "primary", category: "connection" });
     expect(error.retryAfterMs).toBeGreaterThan(0);
@@ -99,12 +88,12 @@ describe("breaker interceptor", () => {
     const { run, reached } = chain([guard], (operation) => (operation.parent === undefined ? undefined : refused()));
     const tx = op("transaction");
     // Ten failing inner queries of one transaction: not ten failures.
-    for (let i = 0; i < 10; i++) await settle(run(op("query", tx)));
+    for (let i = 0; i < 10; i++) await settled(run(op("query", tx)));
     expect(guard.stats().lanes.primary?.window.failures ?? 0).toBe(0);
     const failingTx = chain([guard], refused);
-    await settle(failingTx.run(op("transaction")));
+    await settled(failingTx.run(op("transaction")));
     expect(guard.stats().lanes.primary!.window.byCategory.connection).toBe(1);
-    await settle(failingTx.run(op("transaction")));
+    await settled(failingTx.run(op("transaction")));
     expect(guard.state("primary")).toBe("open");
     // A transaction admitted before it opened finishes its inner queries.
     const inner = chain([guard]);
@@ -118,14 +107,14 @@ describe("breaker interceptor", () => {
     const { run } = chain([guard], (operation) => operation.signal.reason);
     const cancelled = op();
     cancelled.abort(Object.assign(new Error("canceling statement due to user request"), { code: "57014" }));
-    await settle(run(cancelled));
+    await settled(run(cancelled));
     const byCaller = op();
     byCaller.abort(new Error("caller gave up"));
-    await settle(run(byCaller));
+    await settled(run(byCaller));
     expect(guard.state("primary")).toBe("closed");
     const late = op();
     late.abort(new DeadlineExceededError(100));
-    await settle(run(late));
+    await settled(run(late));
     expect(guard.state("primary")).toBe("open");
     expect(guard.stats().lanes.primary).toMatchObject({ category: "timeout" });
   });
@@ -146,10 +135,10 @@ describe("breaker interceptor", () => {
   test("pgpilot's own rejections further in (queue full) give no verdict, nor do undispatched deadline aborts", async () => {
     const guard = breaker({ thresholds: { timeout: 1 }, recoveryMs: 1 });
     const { run } = chain([guard], () => new PilotError("POOL_SATURATED", "full"));
-    for (let i = 0; i < 50; i++) await settle(run(op()));
+    for (let i = 0; i < 50; i++) await settled(run(op()));
     const queued = new Operation("query", READ, "primary", undefined, undefined, undefined);
     queued.abort(new DeadlineExceededError(10));
-    await settle(chain([guard], (operation) => operation.signal.reason).run(queued));
+    await settled(chain([guard], (operation) => operation.signal.reason).run(queued));
     expect(guard.stats().lanes.primary!.window).toMatchObject({ calls: 0, failures: 0 });
     expect(guard.state("primary")).toBe("closed");
   });
@@ -159,10 +148,10 @@ describe("breaker interceptor", () => {
     let fail = true;
     const release: (() => void)[] = [];
     const run = compose([guard], () => (fail ? Promise.reject(refused()) : new Promise((resolve) => release.push(() => resolve("ok")))));
-    for (let i = 0; i < 5; i++) await settle(run(op()));
+    for (let i = 0; i < 5; i++) await settled(run(op()));
     fail = false;
     await Bun.sleep(5);
-    const outcomes = Array.from({ length: 50 }, () => settle(run(op())));
+    const outcomes = Array.from({ length: 50 }, () => settled(run(op())));
     expect(release).toHaveLength(3);
     expect(guard.state("primary")).toBe("half-open");
     for (const done of release) done();
@@ -176,7 +165,7 @@ describe("breaker interceptor", () => {
     const guard = breaker({ initialState: { primary: { state: "open", category: "connection", until: Date.now() + 60_000, opens: 1 } } });
     const retries = retry({ baseDelayMs: 0 });
     const { run, reached } = chain([retries, guard]);
-    const error = await settle(run(op()));
+    const error = await settled(run(op()));
     expect(error).toBeInstanceOf(CircuitOpenError);
     expect(reached()).toBe(0);
     expect(retries.stats().retries.connection).toBe(0);
@@ -192,7 +181,7 @@ describe("breaker interceptor", () => {
     let fail = true;
     const { run } = chain([guard], () => (fail ? refused() : undefined));
     expect(guard.health().status).toBe("healthy");
-    for (let i = 0; i < 5; i++) expect((await settle(run(op())))?.code).toBe("ECONNREFUSED");
+    for (let i = 0; i < 5; i++) expect((await settled(run(op())))?.code).toBe("ECONNREFUSED");
     expect(guard.health()).toMatchObject({ status: "failed", score: 0 });
     expect(guard.health().reasons![0]).toContain("connection");
     const snapshot = JSON.parse(JSON.stringify(guard));
@@ -208,9 +197,8 @@ describe("breaker interceptor", () => {
   });
 
   test("metrics: state gauge per lane, transitions and rejections by category", async () => {
-    const reader = new Reader();
-    const provider = new MeterProvider({ readers: [reader] });
-    const guard = breaker({ meterProvider: provider, recoveryMs: 60_000 });
+    const reader = metricReader();
+    const guard = breaker({ meterProvider: reader.meterProvider, recoveryMs: 60_000 });
     attachChain([guard], {
       name: "main",
       primaryLane: "primary",
@@ -219,19 +207,18 @@ describe("breaker interceptor", () => {
       lanes: new Map([["primary", { name: "primary", max: 1, host: "h", port: 1, database: "d", probe: async () => {} }]]),
     });
     const { run } = chain([guard], refused);
-    for (let i = 0; i < 7; i++) await settle(run(op()));
-    const { resourceMetrics } = await reader.collect();
-    const metrics = new Map(resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).map((m) => [m.descriptor.name, m]));
-    expect(metrics.get("pgpilot.breaker.state")!.dataPoints.map((p) => [p.attributes["pgpilot.lane"], p.value])).toEqual([
+    for (let i = 0; i < 7; i++) await settled(run(op()));
+    const metrics = await reader.values();
+    expect(metrics.get("pgpilot.breaker.state")!.map((p) => [p.attributes["pgpilot.lane"], p.value])).toEqual([
       ["primary", 2],
     ]);
-    expect(metrics.get("pgpilot.breaker.transitions")!.dataPoints.map((p) => [p.attributes["pgpilot.breaker.state"], p.value]))
+    expect(metrics.get("pgpilot.breaker.transitions")!.map((p) => [p.attributes["pgpilot.breaker.state"], p.value]))
       .toEqual([["open", 1]]);
-    const rejections = metrics.get("pgpilot.breaker.rejections")!.dataPoints;
+    const rejections = metrics.get("pgpilot.breaker.rejections")!;
     expect(rejections.map((p) => [p.attributes["pgpilot.failure.category"], p.attributes["db.client.connection.pool.name"], p.value]))
       .toEqual([["connection", "main", 2]]);
     await guard.close();
-    await provider.shutdown();
+    await reader.shutdown();
   });
 
   test("bad options are a ConfigError naming the field", () => {

@@ -8,6 +8,7 @@ import { ConfigError, DeadlineExceededError } from "../../../lib/shared/errors.t
 import { deadline } from "../../../lib/interceptors/deadline/index.ts";
 import { pilot } from "../../../lib/core/pilot.ts";
 import { testUrl } from "../../support/db.ts";
+import { until } from "../../support/kit.ts";
 
 const observer = postgres(testUrl(), { max: 1, onnotice: () => {} });
 const clock = deadline({ timeoutMs: 5_000 });
@@ -18,16 +19,6 @@ afterAll(async () => {
   await sql.close({ timeout: 1 });
   await observer.end({ timeout: 1 });
 });
-
-/** Poll until `check` returns a defined value (at most ~10 s), then return it. */
-async function until<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 200; i++) {
-    const value = await check();
-    if (value !== undefined) return value;
-    await Bun.sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** The server's view of the backend that last ran a statement containing `marker`. */
 async function backendOf(marker: string): Promise<{ pid: number; state: string } | undefined> {
@@ -45,10 +36,10 @@ describe("deadline", () => {
     expect(error.code).toBe("DEADLINE_EXCEEDED");
     expect(error.budgetMs).toBe(200);
     // The statement reached the server, and its backend is idle again: cancelled, not still sleeping.
-    const backend = await until("the backend to leave pg_sleep", async () => {
+    const backend = await until(async () => {
       const row = await backendOf("deadline-marker-sleep");
       return row !== undefined && row.state !== "active" ? row : undefined;
-    });
+    }, { message: "the backend to leave pg_sleep" });
     expect(backend.state).toBe("idle");
     expect(backend.pid).toBe(before);
     const [{ pid: after, one }] = await sql`select pg_backend_pid() as pid, 1 as one`;
@@ -73,10 +64,10 @@ describe("deadline", () => {
     }).catch((e) => e);
     expect(error).toBeInstanceOf(DeadlineExceededError);
     // The backend left pg_sleep and the transaction (ROLLBACK ran), long before 10 s.
-    const state = await until("the transaction's backend to go idle", async () => {
+    const state = await until(async () => {
       const [row] = await observer`select state from pg_stat_activity where pid = ${pid}`;
       return row?.state === "idle" ? row.state as string : undefined;
-    });
+    }, { message: "the transaction's backend to go idle" });
     expect(state).toBe("idle");
     // Inside the callback, the cancelled query's 57014 arrives as DeadlineExceededError with the cause.
     expect(inner).toBeInstanceOf(DeadlineExceededError);
@@ -90,7 +81,7 @@ describe("deadline", () => {
     expect(await sql.with({ timeoutMs: 2_000 })`select 3 as three`).toEqual([{ three: 3 }] as any);
     const query = sql`select pg_sleep(10), 'deadline-marker-cancel' as marker`;
     const settled = query.catch((e) => e);
-    await until("the statement to run", async () => ((await backendOf("deadline-marker-cancel"))?.state === "active" ? true : undefined));
+    await until(async () => ((await backendOf("deadline-marker-cancel"))?.state === "active" ? true : undefined), { message: "the statement to run" });
     query.cancel();
     const error = await settled;
     expect(error).not.toBeInstanceOf(DeadlineExceededError);

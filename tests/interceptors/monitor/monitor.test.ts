@@ -2,40 +2,38 @@
  * monitor(): semconv metrics with the real OTel SDK, pool accounting, slow queries, per-pattern
  * stats, stats() and health(), against the real PostgreSQL.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { ConfigError, pilot } from "../../../mod.ts";
 import type { Interceptor } from "../../../lib/core/interceptor.ts";
 import { monitor, type SlowQueryEvent } from "../../../lib/interceptors/monitor/index.ts";
 import { METRIC } from "../../../lib/telemetry/names.ts";
 import { testUrl } from "../../support/db.ts";
-import { histogramCount, metricsHarness } from "../../support/otel.ts";
+import { cleanupAfterEach, histogramCount, metricReader, until } from "../../support/kit.ts";
 
 // A fixed name: the table must be written in the SQL text for db.collection.name to be known.
 const table = "obs_monitor_items";
 const admin = postgres(testUrl(), { max: 2, onnotice: () => {} });
-const closers: (() => Promise<unknown>)[] = [];
+const cleanup = cleanupAfterEach();
 
 let histograms: "sdk" | "local" = "sdk";
 
 function monitored(options: Parameters<typeof monitor>[0] = {}, extra: Interceptor[] = [], max = 4) {
-  const metrics = metricsHarness();
+  const metrics = metricReader();
   const metricProducer = histograms === "local" ? metrics.metricProducer : false;
   const monitoring = monitor({ meterProvider: metrics.meterProvider, metricProducer, ...options });
   const sql = pilot(postgres(testUrl(), { max, onnotice: () => {} }), {
     name: "main",
     interceptors: [monitoring, ...extra],
   });
-  closers.push(() => sql.close({ timeout: 1 }), () => metrics.shutdown());
+  cleanup.defer(() => metrics.shutdown());
+  cleanup.track(sql);
   return { sql, monitoring, metrics };
 }
 
 beforeAll(async () => {
   await admin.unsafe(`drop table if exists ${table}`);
   await admin.unsafe(`create table ${table} (id int primary key, name text)`);
-});
-afterEach(async () => {
-  for (const close of closers.splice(0)) await close();
 });
 afterAll(async () => {
   await admin.unsafe(`drop table if exists ${table}`);
@@ -137,7 +135,7 @@ for (const mode of ["sdk", "local"] as const) {
         });
         const sleeper = sql`select pg_sleep(0.3)`.execute();
         // Wait until both are on the server (a fact, not a timing guess).
-        while (monitoring.stats().pool.primary!.inFlight < 2) await Bun.sleep(5);
+        await until(() => monitoring.stats().pool.primary!.inFlight >= 2, { message: "both operations on the server" });
         waiting = 1;
         const usage = monitoring.stats().pool.primary!;
         expect(usage).toEqual({ max: 5, inFlight: 2, used: 1, idle: 4, pending: 1 });
@@ -207,7 +205,7 @@ describe("stats()", () => {
 
 describe("health()", () => {
   test("healthy, then failed on timeouts; client errors do not count", async () => {
-    const metrics = metricsHarness();
+    const metrics = metricReader();
     const monitoring = monitor({
       meterProvider: metrics.meterProvider,
       health: { minCalls: 5, errorRateDegraded: 0.2, errorRateFailed: 0.5, latencyMs: 10_000 },
@@ -215,7 +213,8 @@ describe("health()", () => {
     const sql = pilot(postgres(testUrl(), { max: 5, onnotice: () => {} }), {
       interceptors: [monitoring],
     });
-    closers.push(() => sql.close({ timeout: 1 }), () => metrics.shutdown());
+    cleanup.defer(() => metrics.shutdown());
+    cleanup.track(sql);
     for (let i = 0; i < 5; i++) await sql`select 1`;
     for (let i = 0; i < 5; i++) await sql`select nope`.catch(() => {});
     expect(sql.health().status).toBe("healthy");

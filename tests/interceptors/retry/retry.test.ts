@@ -11,6 +11,7 @@ import { retry, type RetryEvent } from "../../../lib/interceptors/retry/index.ts
 import { pilot } from "../../../lib/core/pilot.ts";
 import { testUrl } from "../../support/db.ts";
 import { type FaultProxy, startFaultProxy } from "../../support/fault-proxy.ts";
+import { until } from "../../support/kit.ts";
 import { recorder } from "../../support/recorder.ts";
 
 const suffix = Math.random().toString(36).slice(2, 8);
@@ -31,14 +32,6 @@ afterAll(async () => {
   await admin.end({ timeout: 1 });
   await proxy.close();
 });
-
-async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return;
-    await Bun.sleep(25);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe("retry", () => {
   test("a serialization failure between two SERIALIZABLE transactions is retried; both commit exactly once", async () => {
@@ -87,7 +80,7 @@ describe("retry", () => {
         inner.clear();
         const sent = proxy.bytesFromClient;
         const result = make().then((rows) => rows);
-        await until("the query to reach the proxy", () => proxy.bytesFromClient > sent);
+        await until(() => proxy.bytesFromClient > sent, { message: "the query to reach the proxy", timeoutMs: 5_000 });
         proxy.resetAll();
         const rows = await result;
         expect(rows[0]!.v).toBe(index === 0 ? "tagged" : "unsafe");
@@ -115,18 +108,18 @@ describe("retry", () => {
         () => undefined,
         (error) => error,
       );
-      await until("the insert to reach the proxy", () => proxy.bytesFromClient > sent);
+      await until(() => proxy.bytesFromClient > sent, { message: "the insert to reach the proxy", timeoutMs: 5_000 });
       proxy.resetAll();
       const error = await result;
       expect(["ECONNRESET", "CONNECTION_CLOSED"]).toContain(error?.code);
       expect(inner.seen).toHaveLength(1);
       // The server did not notice the lost client and committed: a retry would have written twice.
-      await until("the insert to finish on the server", async () => {
+      await until(async () => {
         const [{ running }] = await admin`
           select count(*)::int as running from pg_stat_activity where query like '%lost-ack%' and state = 'active'
             and pid <> pg_backend_pid()`;
         return running === 0;
-      });
+      }, { message: "the insert to finish on the server", timeoutMs: 5_000 });
       const [{ n }] = await admin`select count(*)::int as n from ${admin(writes)} where tag = 'lost-ack'`;
       expect(n).toBe(1);
       expect(inner.seen).toHaveLength(1);
@@ -149,7 +142,7 @@ describe("retry", () => {
       expect(attempts).toBeGreaterThan(1);
       expect(attempts).toBeLessThan(1_000);
       // At most the attempt already under way when the deadline expired follows.
-      await until("the last attempt to settle", () => inner.open === 0);
+      await until(() => inner.open === 0, { message: "the last attempt to settle", timeoutMs: 5_000 });
       await Bun.sleep(100);
       expect(inner.seen.length).toBeLessThanOrEqual(attempts + 1);
       expect(inner.seen.every((s) => s.outcome === "error")).toBe(true);

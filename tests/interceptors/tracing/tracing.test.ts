@@ -11,7 +11,7 @@ import { ConfigError, pilot } from "../../../mod.ts";
 import { monitor } from "../../../lib/interceptors/monitor/index.ts";
 import { tracing, type TracingOptions } from "../../../lib/interceptors/tracing/index.ts";
 import { testUrl } from "../../support/db.ts";
-import { AsyncContextManager, tracesHarness } from "../../support/otel.ts";
+import { AsyncContextManager, tracesHarness } from "../../support/kit.ts";
 
 const traces = tracesHarness();
 const closers: (() => Promise<unknown>)[] = [];
