@@ -1,15 +1,21 @@
 /**
  * A lane behind a real PgBouncer (apt) in transaction mode, in front of the shared test server:
- * queries, transactions and the interceptor stack (whatever of it exists) work with postgres.js
+ * queries, transactions and the whole interceptor stack work with postgres.js
  * `prepare: false`.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
 import postgres from "postgres";
 import type { Interceptor } from "../../../lib/core/interceptor.ts";
+import { adaptive } from "../../../lib/interceptors/adaptive/index.ts";
 import { affinity, type AffinityStats } from "../../../lib/interceptors/affinity/index.ts";
+import { breaker } from "../../../lib/interceptors/breaker/index.ts";
+import { deadline } from "../../../lib/interceptors/deadline/index.ts";
+import { monitor } from "../../../lib/interceptors/monitor/index.ts";
+import { retry } from "../../../lib/interceptors/retry/index.ts";
+import { tracing } from "../../../lib/interceptors/tracing/index.ts";
 import { pilot } from "../../../lib/core/pilot.ts";
 import { testUrl } from "../../support/db.ts";
+import { Cleanup } from "../../support/kit.ts";
 import { ensurePgbouncer, type PgbouncerServer, startPgbouncer } from "../../support/pgbouncer.ts";
 
 const found = ensurePgbouncer();
@@ -18,7 +24,8 @@ if (missing !== undefined) console.warn(`[affinity] skipping pgbouncer tests: ${
 
 const POOL_SIZE = 2;
 let bouncer: PgbouncerServer;
-const clients: { close(options: { timeout: number }): Promise<void> }[] = [];
+/** Every pilot a test opened, closed after all. */
+const clients = new Cleanup();
 
 function lanes() {
   return {
@@ -29,34 +36,9 @@ function lanes() {
   };
 }
 
-/**
- * The interceptors of the recommended chain that exist in this tree, in chain order, around
- * affinity: `[tracing, monitor, affinity, deadline, retry, breaker, adaptive]`.
- */
-async function fullStack(routing: Interceptor): Promise<{ chain: Interceptor[]; names: string[] }> {
-  const before = ["tracing", "monitor"];
-  const after = ["deadline", "retry", "breaker", "adaptive"];
-  const load = async (name: string): Promise<Interceptor | undefined> => {
-    const path = new URL(`../../lib/interceptors/${name}.ts`, import.meta.url);
-    if (!existsSync(path)) return undefined;
-    try {
-      const module = await import(path.href);
-      return (module[name] as () => Interceptor)();
-    } catch (error) {
-      console.warn(`[affinity] ${name}() not usable yet, left out of the stack: ${(error as Error).message}`);
-      return undefined;
-    }
-  };
-  const chain: Interceptor[] = [];
-  for (const name of before) {
-    const interceptor = await load(name);
-    if (interceptor) chain.push(interceptor);
-  }
-  chain.push(routing);
-  for (const name of after) {
-    const interceptor = await load(name);
-    if (interceptor) chain.push(interceptor);
-  }
+/** The recommended chain around affinity: `[tracing, monitor, affinity, deadline, retry, breaker, adaptive]`. */
+function fullStack(routing: Interceptor): { chain: Interceptor[]; names: string[] } {
+  const chain = [tracing(), monitor(), routing, deadline(), retry(), breaker(), adaptive()];
   return { chain, names: chain.map((interceptor) => interceptor.name) };
 }
 
@@ -79,16 +61,19 @@ describe.skipIf(missing !== undefined)("a lane behind pgbouncer (transaction mod
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.allSettled(clients.map((sql) => sql.close({ timeout: 1 })));
-    const direct = postgres(testUrl(), { max: 1, onnotice: () => {} });
-    await direct.unsafe(`drop table if exists ${table}`);
-    await direct.end({ timeout: 1 });
-    await bouncer?.destroy();
+    try {
+      await clients.run();
+    } finally {
+      const direct = postgres(testUrl(), { max: 1, onnotice: () => {} });
+      await direct.unsafe(`drop table if exists ${table}`);
+      await direct.end({ timeout: 1 });
+      await bouncer?.destroy();
+    }
   });
 
   test("reads go through pgbouncer, multiplexed onto its few server connections", async () => {
     const sql = pilot(lanes(), { interceptors: [affinity({ reads: "bouncer" })] });
-    clients.push(sql);
+    clients.track(sql);
     const results = await Promise.all(
       Array.from({ length: 40 }, (_, i) => sql`select pg_backend_pid() as pid, ${i}::int + ${1}::int as n, ${"x"}::text as s`),
     );
@@ -101,7 +86,7 @@ describe.skipIf(missing !== undefined)("a lane behind pgbouncer (transaction mod
 
   test("transactions on the pgbouncer lane keep one server connection each; rollback discards", async () => {
     const sql = pilot(lanes(), { interceptors: [affinity({ reads: "bouncer" })] });
-    clients.push(sql);
+    clients.track(sql);
     const viaBouncer = sql.lane("bouncer");
     const outcomes = await Promise.allSettled(
       Array.from({ length: 12 }, (_, i) =>
@@ -124,10 +109,10 @@ describe.skipIf(missing !== undefined)("a lane behind pgbouncer (transaction mod
     expect(kept.map((r) => r.id)).toEqual([1, 2, 4, 5, 7, 8, 10, 11]);
   });
 
-  test("the interceptor stack that exists works on a pgbouncer lane", async () => {
-    const { chain, names } = await fullStack(affinity({ reads: "bouncer" }));
+  test("the interceptor stack works on a pgbouncer lane", async () => {
+    const { chain, names } = fullStack(affinity({ reads: "bouncer" }));
     const sql = pilot(lanes(), { name: "bouncer-stack", interceptors: chain });
-    clients.push(sql);
+    clients.track(sql);
     const reads = await Promise.all(Array.from({ length: 20 }, (_, i) => sql`select ${i}::int as i`));
     expect(reads.map((r) => r[0]!.i)).toEqual(Array.from({ length: 20 }, (_, i) => i));
     const total = await sql.lane("bouncer").begin(async (tx) => {
