@@ -1,8 +1,9 @@
 /**
  * Type tests for `PilotSql`, checked at compile time by `tsc -p tsconfig.json --noEmit` (a step of
  * `npm test`): a pilot is assignable wherever postgres.js's `Sql` is expected, tagged templates
- * keep postgres.js's row types, and `stats()` sections are typed. The bun tests below run the
- * same code against the real server, so the compile-time claims are about code that works.
+ * keep postgres.js's row types, and `stats()` sections are typed by the interceptors given to
+ * pilot(). The bun test below runs the same code against the real server, so the compile-time
+ * claims are about code that works.
  *
  * An assertion that fails makes tsc fail; `// @ts-expect-error` lines assert that something does
  * NOT compile (and fail tsc when it starts compiling).
@@ -92,30 +93,28 @@ function compileTime(url: string): void {
   void raw.stats;
   void asSql;
 
-  // stats(): each interceptor's section, typed (not `unknown`, not `any`).
+  // stats(): each section typed by the interceptor given to pilot() (not `unknown`, not `any`) …
   const full = pilot(raw, { interceptors: [monitor(), affinity(), retry(), breaker(), adaptive()] });
   const stats = full.stats();
   const name: string = stats.name;
   const primaryLane: string = stats.primaryLane;
   const max: number | undefined = stats.lanes.primary?.max;
   void [name, primaryLane, max];
-  // @ts-expect-error stats() sections are not typed yet
-  const monitorSection: MonitorStats | undefined = stats.monitor;
-  // @ts-expect-error stats() sections are not typed yet
-  const affinitySection: AffinityStats | undefined = stats.affinity;
-  // @ts-expect-error stats() sections are not typed yet
-  const retrySection: RetryStats | undefined = stats.retry;
-  // @ts-expect-error stats() sections are not typed yet
-  const breakerSection: BreakerStats | undefined = stats.breaker;
-  // @ts-expect-error stats() sections are not typed yet
-  const adaptiveSection: AdaptiveStats | undefined = stats.adaptive;
-  // @ts-expect-error stats() sections are not typed yet
-  const queries: number | undefined = stats.monitor?.totals.queries;
-  void [monitorSection, affinitySection, retrySection, breakerSection, adaptiveSection, queries];
-  // Typed sections are not `any` either: a section is not a string.
+  assertType<Equal<typeof stats.monitor, MonitorStats>>();
+  assertType<Equal<typeof stats.affinity, AffinityStats>>();
+  assertType<Equal<typeof stats.retry, RetryStats>>();
+  assertType<Equal<typeof stats.breaker, BreakerStats>>();
+  assertType<Equal<typeof stats.adaptive, AdaptiveStats>>();
+  const queries: number = stats.monitor.totals.queries;
+  void queries;
+  // … kept by with() and lane() …
+  assertType<Equal<ReturnType<ReturnType<typeof full.with>["stats"]>["monitor"], MonitorStats>>();
+  assertType<Equal<ReturnType<ReturnType<typeof full.lane>["stats"]>["adaptive"], AdaptiveStats>>();
+  // … and not `any`: a section is not a string; without that interceptor it is unknown.
   // @ts-expect-error a stats() section is not any
   const notAny: string = stats.monitor;
   void notAny;
+  assertType<Equal<ReturnType<typeof sql.stats>["monitor"], unknown>>();
 }
 void compileTime;
 
