@@ -68,10 +68,10 @@ async function cycle(mode: string, n: number): Promise<Result> {
   // Outcome of the first call that started after the circuit closed (after the restart).
   let closedAt: number | undefined;
   let firstAdmitted: string | undefined;
+  let restarted: number | undefined;
   guard?.onStateChange((t) => {
     if (t.to === "closed" && restarted !== undefined) closedAt ??= performance.now();
   });
-  let restarted: number | undefined;
   let stop = false;
   let inflight = 0;
   const writer = async (w: number) => {

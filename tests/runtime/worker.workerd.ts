@@ -13,7 +13,7 @@ import { Miniflare } from "miniflare";
 import { classify } from "../../mod.ts";
 import { testUrl } from "../support/db.ts";
 import { type PostgresServer, startPostgres } from "../support/postgres.ts";
-import { until } from "../support/wait.ts";
+import { until } from "../support/kit.ts";
 import { bundleWorker, readWranglerConfig } from "./worker-bundle.ts";
 
 const dir = fileURLToPath(new URL("../../.tmp/worker/", import.meta.url));
@@ -104,12 +104,12 @@ describe("Worker on workerd", () => {
     expect(await getJson(outage, "/query?n=1")).toEqual({ status: 200, body: { answer: 2 } });
     await outageDb.stop("immediate");
     const errors: string[] = [];
-    await until("the circuit opens", async () => {
+    await until(async () => {
       const { status, body } = await getJson(outage, "/query?n=1");
       expect(status).toBe(503);
       errors.push(body.error);
       return body.error === "CIRCUIT_OPEN";
-    });
+    }, { message: "the circuit opens" });
     expect(errors.at(-1)).toBe("CIRCUIT_OPEN");
     // workerd's connect() error has no code: classify() knows it by its message.
     expect(errors[0]).toBe("UNKNOWN");
@@ -120,7 +120,7 @@ describe("Worker on workerd", () => {
     expect(sample((await get(outage, "/metrics")).text, "pgpilot_breaker_state", { pgpilot_lane: "primary" })).toBe(2);
 
     await outageDb.start();
-    await until("a query succeeds again", async () => (await get(outage, "/query?n=1")).status === 200);
+    await until(async () => (await get(outage, "/query?n=1")).status === 200, { message: "a query succeeds again" });
     expect((await getJson(outage, "/health/database")).body.checks.breaker.details.primary).toBe("closed");
     expect(sample((await get(outage, "/metrics")).text, "pgpilot_breaker_state", { pgpilot_lane: "primary" })).toBe(0);
   });

@@ -1,6 +1,8 @@
 /**
  * `npm test`: every check in one run, ending with one line `N passed, N failed`.
  *
+ * Where a test file goes (tests/ mirrors lib/) and the shared test kit: tests/support/README.md.
+ *
  *   1. PostgreSQL: start one (unless DATABASE_URL is set) and pass DATABASE_URL to every child.
  *   2. bun test (JUnit report in .tmp/junit.xml, console output as usual): one check per test.
  *   3. typecheck: tsc -p tsconfig.json --noEmit; documentation snippets: every ```ts block of

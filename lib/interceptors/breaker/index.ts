@@ -16,81 +16,26 @@
  */
 import { classify } from "../../shared/classify.ts";
 import { CircuitOpenError, isPilotError } from "../../shared/errors.ts";
-import type { HealthReport, Interceptor, Next, PilotContext } from "../../core/interceptor.ts";
+import type { HealthReport, Next, PilotContext } from "../../core/interceptor.ts";
 import { guardDispatch } from "../../core/dispatch.ts";
 import { type Operation, OperationSlot } from "../../core/operation.ts";
 import { reportHookError } from "../../shared/diag.ts";
 import { pgpilotMeter } from "../../telemetry/otel.ts";
-import { Circuit, type CircuitSnapshot, type CircuitStateName, type CircuitTransition, REJECTED } from "./circuit.ts";
-import { type Subscription, Listeners } from "../../shared/listeners.ts";
+import { Circuit, type CircuitSnapshot, type CircuitTransition, REJECTED } from "./circuit.ts";
+import { Listeners } from "../../shared/listeners.ts";
 import { type BreakerConfig, type BreakerOptions, parseBreakerOptions } from "./options.ts";
 import { ActiveProbe } from "./probe.ts";
+import { describeCause, isDeadline } from "./reasons.ts";
 import { BreakerTelemetry } from "./telemetry.ts";
 import type { CountedCategory } from "../../shared/failure-window.ts";
+import type { BreakerInterceptor, BreakerRejection, BreakerStats } from "./types.ts";
 
 export type { BreakerOptions } from "./options.ts";
 export type { CircuitSnapshot, CircuitStateName, CircuitTransition } from "./circuit.ts";
 export type { Subscription } from "../../shared/listeners.ts";
 export type { CountedCategory } from "../../shared/failure-window.ts";
 export { BREAKER_ATTR, BREAKER_METRIC } from "./telemetry.ts";
-
-/** A call the breaker turned away. */
-export interface BreakerRejection {
-  readonly lane: string;
-  /** The category whose failures opened the circuit. */
-  readonly category: CountedCategory;
-  /** `open`, or `half-open` when every probe slot was taken. */
-  readonly state: "open" | "half-open";
-  readonly retryAfterMs: number;
-}
-
-/** One lane in `stats()`. */
-export interface LaneBreakerStats {
-  state: CircuitStateName;
-  /** What opened it (open / half-open). */
-  category?: CountedCategory;
-  /** Until the next probe (open). */
-  retryAfterMs?: number;
-  /** Consecutive opens without a close. */
-  opens: number;
-  /** Probes running (half-open). */
-  probes: number;
-  /** Calls and counted failures in the sliding window. */
-  window: { calls: number; failures: number; byCategory: Record<CountedCategory, number> };
-  /** Lifetime counts. */
-  transitions: number;
-  rejections: number;
-  activeProbes: { sent: number; answered: number };
-}
-
-/** `breaker().stats()`. */
-export interface BreakerStats {
-  lanes: Record<string, LaneBreakerStats>;
-}
-
-/** @deprecated Use `BreakerInterceptor`. */
-export type Breaker = BreakerInterceptor;
-
-/** The interceptor `breaker()` returns. */
-export interface BreakerInterceptor extends Interceptor {
-  readonly name: "breaker";
-  /** Listen to state changes of any lane's circuit. */
-  onStateChange(listener: (transition: CircuitTransition) => void): Subscription;
-  /** Listen to rejected calls. */
-  onReject(listener: (rejection: BreakerRejection) => void): Subscription;
-  /** State of a lane's circuit (`closed` for a lane it has not seen). */
-  state(lane: string): CircuitStateName;
-  /**
-   * Whether routing should send new work to the lane: with active probing (the default) only
-   * once the circuit is closed; without it, whenever the circuit would admit a call.
-   */
-  laneAvailable(lane: string): boolean;
-  stats(): BreakerStats;
-  health(): HealthReport;
-  /** Every lane's state, for `initialState` in another process or isolate. */
-  toJSON(): Record<string, CircuitSnapshot>;
-  close(): Promise<void>;
-}
+export type { Breaker, BreakerInterceptor, BreakerRejection, BreakerStats, LaneBreakerStats } from "./types.ts";
 
 /** The failure of an attempt, judged once the operation has made its last attempt. */
 interface PendingVerdict {
@@ -205,7 +150,7 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
    * no later attempt replaced its verdict.
    */
   function defer(circuit: Circuit, ticket: number, op: Operation, category: CountedCategory, error: unknown): void {
-    let verdict = PENDING.get(op);
+    const verdict = PENDING.get(op);
     if (verdict === undefined) {
       const created: PendingVerdict = { circuit, ticket, category, error };
       PENDING.set(op, created);
@@ -397,19 +342,4 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
   function* circuits(): Iterable<Circuit> {
     for (const lane of lanes.values()) yield lane.circuit;
   }
-}
-
-/** ` ("database \"nope\" does not exist", 3D000)` for a reason, or "" without a cause. */
-function describeCause(cause: unknown): string {
-  if (typeof cause !== "object" || cause === null) return "";
-  const message = (cause as { message?: unknown }).message;
-  const code = (cause as { code?: unknown }).code;
-  const text = typeof message === "string" && message !== "" ? JSON.stringify(message.slice(0, 200)) : undefined;
-  if (text === undefined) return typeof code === "string" ? ` (${code})` : "";
-  return typeof code === "string" && !message!.toString().includes(code) ? ` (${text}, ${code})` : ` (${text})`;
-}
-
-/** A deadline's abort reason (a caller's cancel is a plain 57014, which must not count). */
-function isDeadline(reason: unknown): boolean {
-  return isPilotError(reason) && reason.code === "DEADLINE_EXCEEDED";
 }

@@ -9,10 +9,10 @@
  * @module
  */
 import { metrics } from "@opentelemetry/api";
-import { Listeners, type Subscription } from "../../shared/listeners.ts";
-import { classify, errorCode, FAILURE_CATEGORIES, type FailureCategory, underlyingError } from "../../shared/classify.ts";
+import { Listeners } from "../../shared/listeners.ts";
+import { classify, FAILURE_CATEGORIES, type FailureCategory, underlyingError } from "../../shared/classify.ts";
 import { isPilotError } from "../../shared/errors.ts";
-import type { HealthReport, Interceptor, LaneInfo, Next, PilotContext } from "../../core/interceptor.ts";
+import type { HealthReport, LaneInfo, Next, PilotContext } from "../../core/interceptor.ts";
 import type { Operation } from "../../core/operation.ts";
 import { reportHookError } from "../../shared/diag.ts";
 import { LogHistogram } from "../../shared/log-histogram.ts";
@@ -21,92 +21,19 @@ import { observe } from "../../telemetry/observe.ts";
 import { linkedMetricProducer, type PgpilotMetricProducer } from "../../telemetry/metric-producer.ts";
 import { pgpilotMeter } from "../../telemetry/otel.ts";
 import { type PatternSnapshot, PatternStats } from "./pattern-stats.ts";
-import { type LaneUsage, PoolAccounting } from "./pool-accounting.ts";
+import { PoolAccounting } from "./pool-accounting.ts";
 import { SlidingWindow } from "../../shared/sliding-window.ts";
 import { type FailingStreak, monitorHealth } from "./health.ts";
 import { createInstruments, type MonitorInstruments } from "./instruments.ts";
+import { describeError, isRejection, rowsOf, streakCounts } from "./outcomes.ts";
+import type { MonitorInterceptor, MonitorStats, SlowQueryEvent } from "./types.ts";
 import { type MonitorOptions, parseMonitorOptions } from "./options.ts";
 
 export type { MonitorOptions } from "./options.ts";
 export type { HealthThresholds } from "./health.ts";
 export type { PatternSnapshot } from "./pattern-stats.ts";
 export type { LaneUsage } from "./pool-accounting.ts";
-
-/** What `onSlowQuery` listeners receive. No parameter values: `text` is parameterized/redacted. */
-export interface SlowQueryEvent {
-  fingerprint: string;
-  command: string;
-  collection: string | undefined;
-  lane: string;
-  durationMs: number;
-  thresholdMs: number;
-  /** True when the query ran inside a transaction or reservation. */
-  inTransaction: boolean;
-  /** Whether it failed (slow failures are slow queries too). */
-  failed: boolean;
-  /** Parameterized text (`$1`), with literals of `unsafe()` text redacted; at most 1000 characters. */
-  text: string;
-}
-
-/** `monitor()`'s section of `sql.stats()`. */
-export interface MonitorStats {
-  slowQueryMs: number;
-  /** Where the duration histograms are aggregated (`monitor({ histograms })` resolved at attach). */
-  histograms: "sdk" | "local";
-  /** Since creation. Queries include those inside transactions. */
-  totals: {
-    queries: number;
-    transactions: number;
-    reserves: number;
-    errors: number;
-    slow: number;
-    rows: number;
-  };
-  /** The last `windowSeconds` (fewer just after start). */
-  window: {
-    seconds: number;
-    queriesPerSecond: number;
-    operations: number;
-    failures: number;
-    errorRate: number;
-    meanMs: number;
-    p95Ms: number;
-    p99Ms: number;
-  };
-  /** All-time query latency (log-scale buckets: percentiles within ±9%). */
-  latency: { meanMs: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number };
-  slow: { count: number; share: number };
-  /**
-   * Failed operations by failure category (a failing query inside a failing transaction counts
-   * once); `rejected`: calls an open circuit turned away (`CIRCUIT_OPEN`), which count in the
-   * error rate but not in latency.
-   */
-  errors: Record<FailureCategory | "rejected", number>;
-  /** Pool figures per lane (see PoolAccounting for definitions). */
-  pool: Record<string, LaneUsage>;
-  patterns: { tracked: number; max: number; evicted: number; evictedCalls: number; top: PatternSnapshot[] };
-  /** Metric label sets in use and how many combinations were folded by the bound. */
-  attributeSets: { size: number; folded: number };
-}
-
-/** @deprecated Use `MonitorInterceptor`. */
-export type Monitor = MonitorInterceptor;
-
-/** The interceptor `monitor()` returns. */
-export interface MonitorInterceptor extends Interceptor {
-  readonly name: "monitor";
-  /** The slow-query threshold in ms; provided to the chain (tracing adds a span event at it). */
-  readonly slowQueryMs: number;
-  /**
-   * Call `listener` for every query at or above `slowQueryMs`. A throwing listener is reported
-   * through OTel `diag`, never to the query.
-   */
-  onSlowQuery(listener: (event: SlowQueryEvent) => void): Subscription;
-  /** Per-pattern stats, heaviest by total time first. `includeText` adds the normalized text. */
-  patterns(options?: { limit?: number; includeText?: boolean }): PatternSnapshot[];
-  stats(): MonitorStats;
-  health(): HealthReport;
-}
+export type { Monitor, MonitorInterceptor, MonitorStats, SlowQueryEvent } from "./types.ts";
 
 const MAX_EVENT_TEXT = 1000;
 const round = (value: number): number => Math.round(value * 1000) / 1000;
@@ -369,37 +296,4 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
       listeners.clear();
     },
   };
-}
-
-/** A call an open circuit turned away (any copy of pgpilot). */
-function isRejection(error: unknown): boolean {
-  return isPilotError(error) && error.code === "CIRCUIT_OPEN";
-}
-
-/**
- * Errors about one statement or its data (cardinality 21, data 22, constraints 23, syntax and
- * undefined objects 42 — but not 42501, no permission —, WITH CHECK 44, PL/pgSQL P0) say
- * nothing about the lane: they neither make nor break a failing streak.
- */
-function streakCounts(error: unknown): boolean {
-  const code = errorCode(error);
-  if (code === undefined || code.length !== 5 || code === "42501") return true;
-  return !STATEMENT_CLASSES.has(code.slice(0, 2));
-}
-
-const STATEMENT_CLASSES = new Set(["21", "22", "23", "42", "44", "P0"]);
-
-/** `"message" (code)`, at most 200 characters of message. */
-function describeError(error: unknown): string {
-  const message = typeof error === "object" && error !== null ? (error as { message?: unknown }).message : error;
-  const code = errorCode(error);
-  const text = JSON.stringify(String(message ?? "").slice(0, 200));
-  return code === undefined ? text : `${text} (${code})`;
-}
-
-/** Rows returned or affected: postgres.js puts `count` on its result arrays. */
-function rowsOf(value: unknown): number {
-  if (typeof value !== "object" || value === null) return 0;
-  const count = (value as { count?: unknown }).count;
-  return typeof count === "number" && count > 0 ? count : 0;
 }
