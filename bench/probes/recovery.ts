@@ -68,9 +68,10 @@ async function cycle(mode: string, n: number): Promise<Result> {
   // Outcome of the first call that started after the circuit closed (after the restart).
   let closedAt: number | undefined;
   let firstAdmitted: string | undefined;
-  let restarted: number | undefined;
+  // When the server was started again (set once, read by the writers and the listener).
+  const restart: { at: number | undefined } = { at: undefined };
   guard?.onStateChange((t) => {
-    if (t.to === "closed" && restarted !== undefined) closedAt ??= performance.now();
+    if (t.to === "closed" && restart.at !== undefined) closedAt ??= performance.now();
   });
   let stop = false;
   let inflight = 0;
@@ -79,7 +80,7 @@ async function cycle(mode: string, n: number): Promise<Result> {
       const id = `${mode}-${n}-${w}-${i}`;
       inflight++;
       const began = performance.now();
-      const watch = (closedAt !== undefined && began >= closedAt) || (mode === "raw" && restarted !== undefined && began >= restarted);
+      const watch = (closedAt !== undefined && began >= closedAt) || (mode === "raw" && restart.at !== undefined && began >= restart.at);
       try {
         await sql`insert into writes ${sql({ id, writer: w })}`;
         acked.push({ id, at: performance.now() });
@@ -101,7 +102,7 @@ async function cycle(mode: string, n: number): Promise<Result> {
   await sleep(Math.max(0, 6_000 - (performance.now() - t0)));
   await server.start();
   const started = performance.now();
-  restarted = started;
+  restart.at = started;
   let first: number | undefined;
   while (performance.now() - started < afterS * 1000) {
     const hit = acked.find((a) => a.at >= started);
