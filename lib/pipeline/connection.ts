@@ -79,19 +79,13 @@ export function isPipelineSend(via: ((query: RawQuery) => void) | undefined): bo
 /** The re-describe of a statement is under way. */
 const PENDING = Symbol("pending");
 
-/** A query sent to a connection that is gone: a connection error, so `retry()` may retry reads. */
-function connectionLost(lane: string): Error {
-  return Object.assign(new Error(`lane "${lane}": reserved connection closed before the query was sent`), {
-    code: "CONNECTION_CLOSED",
-  });
-}
-
-/** A query postgres.js closed the connection under without answering it. */
-function closedUnder(lane: string, cause: unknown): Error {
-  return Object.assign(new Error(`lane "${lane}": reserved connection closed before the query was answered`), {
-    code: "CONNECTION_CLOSED",
-    cause,
-  });
+/**
+ * A query sent to a connection that is gone (or that postgres.js closed under it without an
+ * answer, `cause` its error): a connection error, so `retry()` may retry reads.
+ */
+function connectionLost(lane: string, cause?: unknown): Error {
+  const what = cause === undefined ? "closed before the query was sent" : "closed before the query was answered";
+  return Object.assign(new Error(`lane "${lane}": reserved connection ${what}`), { code: "CONNECTION_CLOSED", cause });
 }
 
 /**
@@ -233,11 +227,17 @@ export class ReservedConnection {
    */
   #closed(error: unknown): void {
     this.#broken = true;
-    for (const query of [...this.#owed]) {
-      this.#owed.delete(query);
-      query.reject(closedUnder(this.#lane, error));
+    // Runs inside postgres.js's close handler: a throw would keep it from reconnecting for the
+    // pool's queued queries.
+    try {
+      for (const query of [...this.#owed]) {
+        this.#owed.delete(query);
+        query.reject(connectionLost(this.#lane, error));
+      }
+      this.failDeferred();
+    } catch (thrown) {
+      reportHookError("adaptive.closed", thrown);
     }
-    this.failDeferred();
   }
 
   /** Write a query again that the server refused before running it. False: let it fail. */
