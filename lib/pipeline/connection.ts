@@ -135,8 +135,8 @@ export class ReservedConnection {
   readonly #fresh = new Map<string, unknown>();
   #released = false;
   /**
-   * Queries written to (or waiting for) this connection whose answer has not arrived: the
-   * callers' and our own describes. When postgres.js closes the connection, those still here
+   * Queries written to this connection whose answer has not arrived: the callers' and our own
+   * describes. When postgres.js closes the connection, those still here
    * are orphans (see `onConnectionClose`) and are rejected as connection errors.
    */
   readonly #owed = new Set<RawQuery>();
@@ -194,6 +194,7 @@ export class ReservedConnection {
   #write(query: RawQuery): void {
     const written = writeQuery(this.#connection, query);
     if (written === undefined) return; // cancelled before it was written, or rejected by postgres.js
+    this.#owed.add(query);
     if (written.signature !== undefined) this.#bound.set(query, written);
     if (written.blocking) this.#blocking = query;
   }
@@ -205,7 +206,6 @@ export class ReservedConnection {
   #intercept(query: RawQuery): void {
     const resolve = query.resolve;
     const reject = query.reject;
-    this.#owed.add(query);
     query.resolve = (value) => {
       this.#owed.delete(query);
       resolve(value);
@@ -228,16 +228,17 @@ export class ReservedConnection {
   #closed(error: unknown): void {
     this.#broken = true;
     // Runs inside postgres.js's close handler: a throw would keep it from reconnecting for the
-    // pool's queued queries.
+    // pool's queued queries. The queries not written yet go to the pool afterwards: sent from in
+    // here, the pool would hand one to this very connection, which it is about to reconnect.
     try {
       for (const query of [...this.#owed]) {
         this.#owed.delete(query);
         query.reject(connectionLost(this.#lane, error));
       }
-      this.failDeferred();
     } catch (thrown) {
       reportHookError("adaptive.closed", thrown);
     }
+    queueMicrotask(() => this.failDeferred());
   }
 
   /** Write a query again that the server refused before running it. False: let it fail. */
@@ -273,7 +274,6 @@ export class ReservedConnection {
       return;
     }
     this.#describes.add(copy);
-    this.#owed.add(copy);
     this.#fresh.set(signature, PENDING);
     this.internal++;
     const done = (ok: boolean) => {
