@@ -75,3 +75,20 @@ export function connectionOf(op: Operation): object | undefined {
   const connection = (op.current as { state?: unknown } | undefined)?.state;
   return typeof connection === "object" && connection !== null ? connection : undefined;
 }
+
+/**
+ * Have pilot ask `gate` right before the operation is handed to postgres.js: an error to reject
+ * it with instead (no I/O), or undefined to let it go. The breaker sets one, so that a call
+ * admitted while the circuit was closed but still waiting in pgpilot's queue (adaptive) when it
+ * opened is turned away instead of costing a connection attempt against a database that is
+ * down (each failed attempt raises postgres.js's reconnect backoff for the whole pool). One gate
+ * per operation; `undefined` removes it.
+ *
+ * @example
+ * ```ts
+ * guardDispatch(op, (op) => (laneIsDown(op.lane) ? new Error("down") : undefined));
+ * ```
+ */
+export function guardDispatch(op: Operation, gate: ((op: Operation) => unknown) | undefined): void {
+  op.dispatchGate = gate;
+}

@@ -125,6 +125,12 @@ export interface LaneInfo {
   /** Run `select 1` on this lane, bypassing the chain (used by breaker probes and pre-warming). */
   probe(): Promise<void>;
   /**
+   * Run `select 1` on a fresh connection of its own (not the lane's pool), giving up after
+   * `timeoutMs`; used by breaker probes, so a pool left unable to write after a server restart
+   * cannot keep a circuit open. Optional so hand-made lanes (tests) need not have it.
+   */
+  ping?(timeoutMs: number): Promise<void>;
+  /**
    * Reserve one connection of this lane's pool (postgres.js `sql.reserve()`), bypassing the
    * chain; the caller must `release()` it. `adaptive()` pipelines queries onto such connections
    * (without it, a lane is not pipelined). Optional so hand-made lanes (tests) need not have it.

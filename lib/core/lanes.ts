@@ -3,8 +3,9 @@
  *
  * @module
  */
-import type { Sql } from "postgres";
-import { ConfigError } from "../shared/errors.ts";
+import postgres, { type Sql } from "postgres";
+import { markUnreachable } from "../shared/classify.ts";
+import { ConfigError, PilotError } from "../shared/errors.ts";
 import type { LaneInfo } from "./interceptor.ts";
 import type { RawQuery } from "./postgres-internals.ts";
 
@@ -79,8 +80,54 @@ function createLane(name: string, sql: Sql<any>): Lane {
     probe: async () => {
       await sql.unsafe("select 1");
     },
+    ping: (timeoutMs) => ping(sql, timeoutMs),
     reserve: () => sql.reserve(),
   };
   pilotLanes.set(lane, lane);
   return lane;
+}
+
+/**
+ * `select 1` on a connection of its own: a short-lived postgres.js instance (`max: 1`) built
+ * from the lane's options, ended right after. It tests the database as the lane would reach it
+ * (hosts, user, password, database, TLS, startup parameters) without going through the lane's
+ * pool, whose connections may be waiting out postgres.js's reconnect backoff or be unable to
+ * write after a server restart (porsager/postgres#1208), and without feeding that backoff: the
+ * instance has its own retry count. Its failure is marked as a failure to reach the database
+ * (see `markUnreachable`): a `select 1` on a fresh connection fails only when the connection does.
+ */
+async function ping(sql: Sql<any>, timeoutMs: number): Promise<void> {
+  const options = sql.options as unknown as Record<string, unknown>;
+  const { shared: _shared, serializers: _s, parsers: _p, ...rest } = options;
+  const fresh = postgres({
+    ...rest,
+    max: 1,
+    idle_timeout: 0,
+    max_lifetime: null,
+    connect_timeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
+    fetch_types: false,
+    onnotice: () => {},
+    onnotify: undefined,
+    onparameter: undefined,
+    onclose: undefined,
+    debug: false,
+  } as any);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      fresh.unsafe("select 1", [], { prepare: false }),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new PilotError("DEADLINE_EXCEEDED", `probe: no answer within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+  } catch (error) {
+    throw markUnreachable(error);
+  } finally {
+    clearTimeout(timer);
+    // Ends at once; a query still waiting for a black hole is destroyed with its connection.
+    void fresh.end({ timeout: 0 }).catch(() => {});
+  }
 }

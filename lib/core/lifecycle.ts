@@ -53,9 +53,9 @@ async function raceTimeout(promise: Promise<unknown>, ms: number): Promise<void>
 }
 
 /**
- * Close the interceptors, then end every lane. With a `timeout` (seconds) it settles within
- * `timeout` for the interceptors and `timeout` + 1 s for the lanes, even when postgres.js's
- * own `end()` would hang.
+ * Close the interceptors, then end every lane. With a `timeout` (seconds) the whole close
+ * settles within `timeout` + 1 s, even when an interceptor's close or postgres.js's own `end()`
+ * would hang: the time the interceptors took is taken from the lanes' `end()` timeout.
  *
  * @example
  * ```ts
@@ -71,13 +71,15 @@ export async function closeChain(
   // An interceptor may wait for work in flight (adaptive() for its reserved connections):
   // with a timeout, no longer than it.
   const closed = Promise.allSettled(interceptors.map((interceptor) => interceptor.close?.()));
-  if (timeout === undefined || timeout === null) await closed;
-  else await raceTimeout(closed, timeout * 1000);
-  const ended = Promise.allSettled([...lanes.values()].map((lane) => lane.sql.end(options)));
   if (timeout === undefined || timeout === null) {
-    await ended;
+    await closed;
+    await Promise.allSettled([...lanes.values()].map((lane) => lane.sql.end(options)));
     return;
   }
+  const started = performance.now();
+  await raceTimeout(closed, timeout * 1000);
+  const left = Math.max(0, timeout * 1000 - (performance.now() - started));
+  const ended = Promise.allSettled([...lanes.values()].map((lane) => lane.sql.end({ timeout: left / 1000 })));
   // postgres.js's end() can hang after a connection reset; never let close() hang with it.
-  await raceTimeout(ended, timeout * 1000 + 1000);
+  await raceTimeout(ended, left + 1000);
 }

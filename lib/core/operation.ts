@@ -79,6 +79,8 @@ export class Operation {
   via: ((query: RawQuery) => void) | undefined = undefined;
   /** @internal The postgres.js query in flight (a fresh copy on a retry). */
   current: RawQuery | undefined = undefined;
+  /** @internal Asked right before dispatch (see `guardDispatch` in lib/core/dispatch.ts). */
+  dispatchGate: ((op: Operation) => unknown) | undefined = undefined;
   /** @internal Cancels the sent query on the server; pilot sets it when it sends one. */
   cancelSent: ((op: Operation) => void) | undefined = undefined;
   // Typed slots (OperationSlot): fields, not a Map or a Set, so keeping a fact per operation
@@ -94,6 +96,8 @@ export class Operation {
   #unlink: (() => void)[] | undefined;
   #reason: unknown = NOT_ABORTED;
   #listeners: ((reason: unknown) => void)[] | undefined;
+  #repeating = false;
+  #attemptsDone: (() => void)[] | undefined;
 
   constructor(
     kind: OperationKind,
@@ -208,6 +212,39 @@ export class Operation {
     if (listeners === undefined) return;
     this.#listeners = undefined;
     for (const listener of listeners) listener(reason);
+  }
+
+  /**
+   * True while an interceptor (`retry()`) may run the rest of the chain again after a failed
+   * attempt. Interceptors further in that judge outcomes (the breaker) then wait for
+   * `onAttemptsDone` before counting a failure: one logical call, one outcome.
+   */
+  get repeating(): boolean {
+    return this.#repeating;
+  }
+
+  /** Called by an interceptor that may call `next()` again after a rejection, before its first attempt. */
+  beginAttempts(): void {
+    this.#repeating = true;
+  }
+
+  /** Called by that interceptor once it will make no further attempt (it returns or throws). */
+  attemptsDone(): void {
+    if (!this.#repeating) return;
+    this.#repeating = false;
+    const listeners = this.#attemptsDone;
+    if (listeners === undefined) return;
+    this.#attemptsDone = undefined;
+    for (const listener of listeners) listener();
+  }
+
+  /** Call `listener` when the operation has made its last attempt (at once if it is not repeating). */
+  onAttemptsDone(listener: () => void): void {
+    if (!this.#repeating) {
+      listener();
+      return;
+    }
+    (this.#attemptsDone ??= []).push(listener);
   }
 
   /** @internal Drop the links to signals that outlive the operation. Called when it settles. */

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Sql } from "postgres";
+import { markUnreachable } from "../shared/classify.ts";
 import { isPilotError } from "../shared/errors.ts";
 import type { Lane } from "./lanes.ts";
 import type { Operation } from "./operation.ts";
@@ -30,6 +31,11 @@ const noop = (): void => {};
  */
 export function createTerminal(lanes: ReadonlyMap<string, Lane>, unknownLane: (name: string) => Error): Terminal {
   function perform(op: Operation): Promise<unknown> {
+    const gate = op.dispatchGate;
+    if (gate !== undefined) {
+      const refusal = gate(op);
+      if (refusal !== undefined) return Promise.reject(refusal);
+    }
     if (op.task === undefined) return send(op);
     if (op.aborted) return Promise.reject(op.abortReason);
     op.dispatched = true;
@@ -48,7 +54,13 @@ export function createTerminal(lanes: ReadonlyMap<string, Lane>, unknownLane: (n
       const query = op.attempt > 1 ? recreate(original, lane.sql) : original;
       op.current = query;
       op.cancelSent = cancelSent;
-      captureSettlement(query, resolve, (error) => reject(op.aborted ? abortedWith(op, error) : error));
+      captureSettlement(query, resolve, (error) => {
+        // A server error for a query postgres.js never wrote to a connection came while the
+        // connection was being established (wrong database, role, password): the lane, not
+        // the statement, is at fault.
+        if (!(query as { state?: unknown }).state) markUnreachable(error);
+        reject(op.aborted ? abortedWith(op, error) : error);
+      });
       op.dispatched = true;
       op.dispatchedAt = performance.now();
       const via = op.via;
@@ -68,7 +80,13 @@ export function createTerminal(lanes: ReadonlyMap<string, Lane>, unknownLane: (n
     const lane = lanes.get(op.lane);
     const query = op.current as (RawQuery & { state?: unknown; active?: boolean }) | undefined;
     if (lane === undefined || query === undefined) return;
-    if (query.state !== undefined && query.state !== null && query.active !== true) return;
+    if (!query.state) {
+      // Not written to any connection yet: postgres.js takes it out of its queue and rejects it.
+      void lane.canceller(query).catch(noop);
+      defuse(query);
+      return;
+    }
+    if (query.active !== true) return;
     void lane.canceller(query).catch(noop);
   }
 
@@ -99,6 +117,28 @@ function abortedWith(op: Operation, error: unknown): unknown {
 /** The reason pilot gives `op.abort()` for `query.cancel()` (its own 57014). */
 function isCancelMarker(reason: unknown): boolean {
   return (reason as { code?: unknown } | undefined)?.code === "57014";
+}
+
+/**
+ * A query not yet written may instead be the one a connection is connecting for (waiting out
+ * the reconnect backoff). postgres.js 3.4.9 marks it cancelled, and when that connection is up
+ * it skips the query and never hands the connection back to the pool: one connection lost for
+ * good per cancelled query — after an outage with deadlines, the whole pool, every later call
+ * waiting until its deadline. So the orphan (its caller already has its error, and its
+ * settlement is pilot's, already ignored) becomes a harmless `select 1` that runs normally and
+ * lets the connection join the pool. A query still in the pool's queue was removed from it and
+ * is never run.
+ */
+function defuse(query: RawQuery): void {
+  const orphan = query as unknown as Record<string, unknown>;
+  orphan.strings = ["select 1"];
+  orphan.args = [];
+  orphan.tagged = false;
+  orphan.options = { prepare: false };
+  orphan.cursorFn = undefined;
+  orphan.forEachFn = undefined;
+  orphan.onlyDescribe = false;
+  orphan.cancelled = null;
 }
 
 /** A fresh copy of a query for a retry: a settled postgres.js query cannot be sent again. */

@@ -45,9 +45,16 @@ const CONNECTION_CODES = new Set([
 const TIMEOUT_CODES = new Set(["57014", "55P03", "DEADLINE_EXCEEDED"]);
 
 /**
+ * Cloudflare Workers: `connect()` (cloudflare:sockets) rejects with a plain Error without a
+ * `code`; postgres.js passes it on as is. Matched by message, only when there is no code.
+ */
+const WORKERS_CONNECTION_MESSAGE = /^proxy request failed, cannot connect to the specified address/;
+
+/**
  * Classify an error into a failure category. Pure: looks only at `code` (SQLSTATE,
  * postgres.js code, socket errno name or pgpilot code) of the error or, when an ORM or the
- * application wrapped it, of the first error in its `cause` chain that has one.
+ * application wrapped it, of the first error in its `cause` chain that has one — and at the
+ * message of a code-less Workers socket error.
  *
  * Anything unrecognised is `client`: counting an unknown error against the database's
  * health would let an application bug open the circuit.
@@ -61,8 +68,12 @@ const TIMEOUT_CODES = new Set(["57014", "55P03", "DEADLINE_EXCEEDED"]);
  */
 export function classify(error: unknown): FailureCategory {
   const failure = underlyingError(error);
+  if (isUnreachable(failure) || isUnreachable(error)) return "connection";
   const code = ownCode(failure);
-  if (code === undefined) return "client";
+  if (code === undefined) {
+    const message = (failure as { message?: unknown } | null)?.message;
+    return typeof message === "string" && WORKERS_CONNECTION_MESSAGE.test(message) ? "connection" : "client";
+  }
   if (CONNECTION_CODES.has(code)) return "connection";
   if (TIMEOUT_CODES.has(code)) return "timeout";
   if (isPilotError(failure)) return "client";
@@ -82,6 +93,45 @@ export function classify(error: unknown): FailureCategory {
     default:
       return "client";
   }
+}
+
+const UNREACHABLE = Symbol.for("pgpilot.unreachable");
+
+/**
+ * Mark a server error that came while a connection was being established, before any statement
+ * ran on it: `database "nope" does not exist` (3D000), a missing role, a rejected password, too
+ * many connections. Such an error says the lane cannot be used as configured, whatever its
+ * SQLSTATE class says of a statement (a `DROP DATABASE nope` gets the same 3D000 and is the
+ * caller's mistake), so `classify()` calls it a `connection` failure. Only errors the server
+ * sent (they have a `severity`) are marked; the mark is a non-enumerable symbol, so the error
+ * looks the same to its caller. Returns the error.
+ *
+ * @example
+ * ```ts
+ * classify(markUnreachable(Object.assign(new Error("database \"nope\" does not exist"), { code: "3D000", severity: "FATAL" })));
+ * // "connection"
+ * ```
+ */
+export function markUnreachable<E>(error: E): E {
+  if (
+    typeof error === "object" && error !== null && typeof (error as { severity?: unknown }).severity === "string" &&
+    isSqlState(errorCode(error)) && Object.isExtensible(error)
+  ) {
+    Object.defineProperty(error, UNREACHABLE, { value: true, enumerable: false, configurable: true });
+  }
+  return error;
+}
+
+/**
+ * True for an error `markUnreachable()` marked.
+ *
+ * @example
+ * ```ts
+ * isUnreachable(new Error("x")); // false
+ * ```
+ */
+export function isUnreachable(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as Record<symbol, unknown>)[UNREACHABLE] === true;
 }
 
 /**

@@ -115,16 +115,29 @@ export class CircuitOpenError extends PilotError {
   /** How long until the breaker lets a probe through. */
   readonly retryAfterMs: number;
 
-  constructor(lane: string, category: string, retryAfterMs: number) {
+  /**
+   * `cause` (standard `Error.cause`): the failure that opened the circuit, or the latest failed
+   * probe's — the error to read for why the lane is down (`database "nope" does not exist`,
+   * `password authentication failed …`). Absent for a circuit restored from a snapshot.
+   */
+  constructor(lane: string, category: string, retryAfterMs: number, cause?: unknown) {
     super(
       "CIRCUIT_OPEN",
-      `circuit open for lane "${lane}" after ${category} failures; retry in ${Math.max(0, Math.round(retryAfterMs))} ms`,
+      `circuit open for lane "${lane}" after ${category} failures${causeText(cause)}; retry in ${
+        Math.max(0, Math.round(retryAfterMs))
+      } ms`,
+      cause === undefined ? undefined : { cause },
     );
     this.name = "CircuitOpenError";
     this.lane = lane;
     this.category = category;
     this.retryAfterMs = retryAfterMs;
   }
+}
+
+function causeText(cause: unknown): string {
+  const message = typeof cause === "object" && cause !== null ? (cause as { message?: unknown }).message : undefined;
+  return typeof message === "string" && message !== "" ? ` (${message.slice(0, 200)})` : "";
 }
 
 /**

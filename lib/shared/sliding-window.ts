@@ -11,6 +11,7 @@ interface Slot {
   second: number;
   calls: number;
   failures: number;
+  rejected: number;
   latency: LogHistogram;
 }
 
@@ -19,8 +20,10 @@ export interface WindowSnapshot {
   /** Seconds the figures cover (the window, or less just after start). */
   seconds: number;
   calls: number;
-  /** Failures that count against health (not the caller's own mistakes). */
+  /** Failures that count against health (not the caller's own mistakes); `rejected` included. */
   failures: number;
+  /** Calls pgpilot turned away without I/O (an open circuit): failures, without a latency. */
+  rejected: number;
   /** Calls per second over `seconds`. */
   perSecond: number;
   /** Share of calls that failed, 0…1. */
@@ -51,15 +54,17 @@ export class SlidingWindow {
       second: -1,
       calls: 0,
       failures: 0,
+      rejected: 0,
       latency: new LogHistogram(),
     }));
   }
 
   /** Record a call that ended at `atMs`; `durationMs` undefined records no latency. */
-  record(atMs: number, durationMs: number | undefined, failed: boolean): void {
+  record(atMs: number, durationMs: number | undefined, failed: boolean, rejected = false): void {
     const slot = this.#slotAt(atMs);
     slot.calls++;
-    if (failed) slot.failures++;
+    if (failed || rejected) slot.failures++;
+    if (rejected) slot.rejected++;
     if (durationMs !== undefined) slot.latency.record(durationMs);
   }
 
@@ -69,10 +74,12 @@ export class SlidingWindow {
     const latency = new LogHistogram();
     let calls = 0;
     let failures = 0;
+    let rejected = 0;
     for (const slot of this.#slots) {
       if (slot.second <= now - this.seconds || slot.second > now) continue;
       calls += slot.calls;
       failures += slot.failures;
+      rejected += slot.rejected;
       latency.merge(slot.latency);
     }
     const seconds = Math.min(this.seconds, Math.max(1, (atMs - this.#createdAt) / 1000));
@@ -80,6 +87,7 @@ export class SlidingWindow {
       seconds,
       calls,
       failures,
+      rejected,
       perSecond: calls / seconds,
       failureRate: calls === 0 ? 0 : failures / calls,
       latency,
@@ -93,6 +101,7 @@ export class SlidingWindow {
       slot.second = second;
       slot.calls = 0;
       slot.failures = 0;
+      slot.rejected = 0;
       slot.latency.reset();
     }
     return slot;

@@ -11,7 +11,7 @@ import { breaker, CircuitOpenError, classify, DeadlineExceededError, deadline, e
 import { underlyingError } from "../../lib/shared/classify.ts";
 import { testUrl } from "../support/db.ts";
 import { recorder } from "../support/recorder.ts";
-import { until } from "../support/wait.ts";
+import { until } from "../support/kit.ts";
 
 const closers: (() => Promise<void>)[] = [];
 afterAll(async () => {
@@ -31,10 +31,10 @@ describe("queries on a reservation", () => {
     expect(error).toBeInstanceOf(DeadlineExceededError);
     // The server stops running it (a cancel, not a client-side timeout only).
     const probe = postgres(testUrl(), { max: 1 });
-    await until("the sleep to leave pg_stat_activity", async () => {
+    await until(async () => {
       const rows = await probe`select 1 from pg_stat_activity where query like ${"%" + marker + "%"} and state = 'active' and pid <> pg_backend_pid()`;
       return rows.length === 0;
-    });
+    }, { message: "the sleep to leave pg_stat_activity" });
     await probe.end();
     // The reservation is still usable after the cancel.
     expect([...(await reserved`select 2 as two`)]).toEqual([{ two: 2 }]);
@@ -54,7 +54,7 @@ describe("queries on a reservation", () => {
     await reserved.unsafe("rollback to savepoint a");
     await reserved.unsafe("commit");
     reserved.release();
-    await until("the reservation to settle", () => seen.open === 0);
+    await until(() => seen.open === 0, { message: "the reservation to settle" });
     expect(seen.seen.map((s) => `${s.kind}:${s.command}<${s.parentKind ?? "-"}`)).toEqual([
       "reserve:RESERVE<-",
       "transaction:BEGIN<reserve",
@@ -90,7 +90,7 @@ describe("queries on a reservation", () => {
     const refused = await reserved`select 1`.then(() => undefined, (error: unknown) => error);
     expect(refused).toBeInstanceOf(CircuitOpenError);
     reserved.release();
-    await until("the reservation to settle", () => monitoring.stats().totals.reserves === 1);
+    await until(() => monitoring.stats().totals.reserves === 1, { message: "the reservation to settle" });
     // Three 40001s, each counted once although its transaction failed with it too, and the
     // refused select.
     expect(monitoring.stats().totals).toMatchObject({ transactions: 3, errors: 4 });
@@ -131,7 +131,7 @@ describe("eagerness and aborts", () => {
     const received: string[] = [];
     await sql.listen("pgpilot_eager", (payload) => received.push(payload));
     void sql.notify("pgpilot_eager", "sent");
-    await until("the notification", () => received.length === 1);
+    await until(() => received.length === 1, { message: "the notification" });
     expect(received).toEqual(["sent"]);
   });
 
@@ -141,8 +141,8 @@ describe("eagerness and aborts", () => {
     const mine = new Error("user navigated away");
     const pending = sql.with({ signal: controller.signal })`select pg_sleep(5)`.catch((e: unknown) => e);
     const probe = postgres(testUrl(), { max: 1 });
-    await until("the sleep to run", async () =>
-      (await probe`select 1 from pg_stat_activity where query like 'select pg_sleep(%' and state = 'active'`).length > 0);
+    await until(async () =>
+      (await probe`select 1 from pg_stat_activity where query like 'select pg_sleep(%' and state = 'active'`).length > 0, { message: "the sleep to run" });
     await probe.end();
     controller.abort(mine);
     const error = (await pending) as Error;

@@ -19,7 +19,7 @@ import {
   tracing,
 } from "../../mod.ts";
 import { testUrl } from "../support/db.ts";
-import { until } from "../support/wait.ts";
+import { until } from "../support/kit.ts";
 
 /** A MetricReader collected by hand; it also collects monitor()'s locally aggregated histograms. */
 class ManualReader extends MetricReader {
@@ -169,24 +169,24 @@ export function failureKit(admin: Sql<any>, prefix: string) {
     },
     /** Waits until a backend is running a statement containing `tag` (it reached the server). */
     async slowStarted(tag: string): Promise<void> {
-      await until(`a backend running ${tag}`, async () => {
+      await until(async () => {
         const rows = await admin`
           select 1 from pg_stat_activity
           where state = 'active' and query like ${"%" + tag + "%"} and pid <> pg_backend_pid()`;
         return rows.length > 0;
-      });
+      }, { message: `a backend running ${tag}` });
     },
     /**
      * Waits until no backend is running a statement containing `tag`, then says whether the slow
      * function completed (left its mark). Cancelled on the server → false.
      */
     async slowCompleted(tag: string): Promise<boolean> {
-      await until(`no backend running ${tag}`, async () => {
+      await until(async () => {
         const rows = await admin`
           select 1 from pg_stat_activity
           where state = 'active' and query like ${"%" + tag + "%"} and pid <> pg_backend_pid()`;
         return rows.length === 0;
-      });
+      }, { message: `no backend running ${tag}` });
       const rows = await admin.unsafe(`select 1 from ${marks} where tag = $1`, [tag]);
       return rows.length > 0;
     },

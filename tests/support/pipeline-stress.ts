@@ -1,6 +1,6 @@
 /**
  * A seeded, reproducible randomized stress run of pipelined calls with faults injected at random
- * moments (issue 12, item 3). Used by tests/adaptive/pipeline-stress.test.ts (short) and
+ * moments (issue 12, item 3). Used by tests/pipeline/pipeline-stress.test.ts (short) and
  * bench/pipeline-stress.ts (long).
  *
  * Every call carries its own marker (`select $1::int`, `insert … returning`), so a caller can

@@ -1,12 +1,17 @@
 /**
  * `npm test`: every check in one run, ending with one line `N passed, N failed`.
  *
+ * Where a test file goes (tests/ mirrors lib/) and the shared test kit: tests/support/README.md.
+ *
  *   1. PostgreSQL: start one (unless DATABASE_URL is set) and pass DATABASE_URL to every child.
  *   2. bun test (JUnit report in .tmp/junit.xml, console output as usual): one check per test.
  *   3. typecheck: tsc -p tsconfig.json --noEmit
  *   4. lint: deno lint
  *   5. build + Node smoke: tsc -p tsconfig.build.json, then node tests/runtime/node-smoke.mjs
  *   6. Deno: deno check mod.ts; deno run -A tests/runtime/deno-smoke.ts
+ *   7. runtime matrix (tests/runtime/matrix/cases.mjs; on Bun it runs inside step 2):
+ *      node tests/runtime/matrix/node.mjs (the built package), deno test tests/runtime/matrix/deno.ts
+ *   8. Worker: bun test ./tests/runtime/worker.workerd.ts (examples/worker under workerd via Miniflare)
  *
  * Steps whose input files do not exist are skipped with a notice. Exit code: bun's when it failed,
  * else 1 when any check failed, else 0.
@@ -122,17 +127,17 @@ function summaryCount(output: string, word: string): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
-async function bunTests(): Promise<void> {
-  header("bun test");
+async function bunTests(title = "bun test", files: string[] = []): Promise<void> {
+  header(title);
   const started = performance.now();
   rmSync(junitFile, { force: true });
   mkdirSync(join(root, ".tmp"), { recursive: true });
   const { code, output } = await run(
     bunBin,
-    ["test", "--timeout", "60000", "--reporter=junit", `--reporter-outfile=${relative(junitFile)}`],
+    ["test", "--timeout", "60000", "--reporter=junit", `--reporter-outfile=${relative(junitFile)}`, ...files],
     true,
   );
-  bunExitCode = code;
+  if (bunExitCode === 0) bunExitCode = code;
   const junit = readJunit();
   const summaryPass = summaryCount(output, "pass");
   const summaryFail = summaryCount(output, "fail") ?? 0;
@@ -146,7 +151,24 @@ async function bunTests(): Promise<void> {
   passed += testsPassed;
   failed += testsFailed;
   const verdict = testsFailed === 0 ? paint("32", "ok") : paint("31", "FAILED");
-  console.log(`--- ${verdict}: bun test: ${testsPassed} passed, ${testsFailed} failed (exit ${code}, ${seconds(started)})`);
+  console.log(`--- ${verdict}: ${title}: ${testsPassed} passed, ${testsFailed} failed (exit ${code}, ${seconds(started)})`);
+}
+
+/** One command that runs many tests: its "N passed … N failed" counts go into the totals. */
+async function counted(title: string, cmd: string, args: string[]): Promise<void> {
+  const started = performance.now();
+  const { code, output } = await run(cmd, args, true);
+  // deno-lint-ignore no-control-regex
+  const plain = output.replace(/\x1b\[[0-9;]*m/g, "");
+  const matches = [...plain.matchAll(/(\d+) passed\W+(\d+) failed/g)];
+  const last = matches.at(-1);
+  const testsPassed = last ? Number(last[1]) : 0;
+  let testsFailed = last ? Number(last[2]) : 0;
+  if (code !== 0 && testsFailed === 0) testsFailed = 1;
+  passed += testsPassed;
+  failed += testsFailed;
+  const verdict = testsFailed === 0 ? paint("32", "ok") : paint("31", "FAILED");
+  console.log(`--- ${verdict}: ${title}: ${testsPassed} passed, ${testsFailed} failed (exit ${code}, ${seconds(started)})`);
 }
 
 function cleanupSync(): void {
@@ -227,6 +249,19 @@ async function main(): Promise<void> {
   else await check("deno check mod.ts", bin("deno"), ["check", "mod.ts"]);
   if (!has("tests/runtime/deno-smoke.ts")) notice("tests/runtime/deno-smoke.ts does not exist yet");
   else await check("deno run -A tests/runtime/deno-smoke.ts", bin("deno"), ["run", "-A", "tests/runtime/deno-smoke.ts"]);
+
+  header("runtime matrix on Node and Deno (Bun: in bun test)");
+  if (!database) notice("runtime matrix (no database)");
+  else if (!has("tests/runtime/matrix/cases.mjs")) notice("tests/runtime/matrix/cases.mjs does not exist yet");
+  else {
+    if (has("dist/mod.js")) await counted("Node matrix", "node", ["tests/runtime/matrix/node.mjs"]);
+    else notice("Node matrix: no dist/ (the build failed)");
+    await counted("Deno matrix", bin("deno"), ["test", "-A", "--no-check", "tests/runtime/matrix/deno.ts"]);
+  }
+
+  if (!database) notice("Worker on workerd (no database)");
+  else if (!has("tests/runtime/worker.workerd.ts")) notice("tests/runtime/worker.workerd.ts does not exist yet");
+  else await bunTests("Worker on workerd (Miniflare)", ["./tests/runtime/worker.workerd.ts"]);
 }
 
 try {

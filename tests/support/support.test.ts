@@ -1,29 +1,19 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import postgres from "postgres";
 import { testUrl } from "./db.ts";
+import { Cleanup, until } from "./kit.ts";
 import { type FaultProxy, startFaultProxy } from "./fault-proxy.ts";
 import { type PostgresServer, startPostgres, startReplica } from "./postgres.ts";
 
 // bunfig.toml's `[test] timeout` is ignored by bun 1.3.5 (the default stays 5 s); this file starts servers.
 setDefaultTimeout(60_000);
 
-const clients: postgres.Sql[] = [];
-const servers: PostgresServer[] = [];
-const proxies: FaultProxy[] = [];
+/** Clients, proxies and servers the tests opened, closed newest first after all. */
+const cleanup = new Cleanup();
 
 function client(url: string, options: postgres.Options<Record<string, never>> = {}): postgres.Sql {
   const sql = postgres(url, { max: 1, onnotice: () => {}, ...options });
-  clients.push(sql);
-  return sql;
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  // A liveness bound only (the test would hang otherwise), never an assertion about speed.
-  for (let i = 0; i < 600; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`gave up waiting for ${what}`);
+  return cleanup.track(sql);
 }
 
 function target(url: string): { host: string; port: number } {
@@ -32,9 +22,7 @@ function target(url: string): { host: string; port: number } {
 }
 
 afterAll(async () => {
-  await Promise.allSettled(clients.map((sql) => sql.end({ timeout: 1 })));
-  await Promise.allSettled(proxies.map((proxy) => proxy.close()));
-  await Promise.allSettled(servers.map((server) => server.destroy()));
+  await cleanup.run();
 });
 
 describe("preload server", () => {
@@ -54,7 +42,7 @@ describe("startPostgres", () => {
 
   beforeAll(async () => {
     server = await startPostgres({ name: "support-test", settings: { application_name: "support-test" } });
-    servers.push(server);
+    cleanup.defer(() => server.destroy());
   });
 
   test("reports where it runs", async () => {
@@ -85,7 +73,7 @@ describe("startPostgres", () => {
 
   test("startReplica streams from the primary", async () => {
     const replica = await startReplica(server);
-    servers.push(replica);
+    cleanup.defer(() => replica.destroy());
     expect(replica.port).not.toBe(server.port);
     expect(await replica.psql("select pg_is_in_recovery()")).toBe("t");
 
@@ -96,7 +84,7 @@ describe("startPostgres", () => {
       } catch {
         return false; // the table has not arrived yet
       }
-    }, "the row to reach the replica");
+    }, { message: "the row to reach the replica", timeoutMs: 15_000 });
 
     await replica.stop("immediate");
     await replica.start();
@@ -109,7 +97,7 @@ describe("fault proxy", () => {
 
   beforeAll(async () => {
     proxy = await startFaultProxy({ target: target(testUrl()) });
-    proxies.push(proxy);
+    cleanup.defer(() => proxy.close());
   });
 
   test("url() points a postgres URL at the proxy", () => {
@@ -194,7 +182,7 @@ describe("fault proxy", () => {
       () => undefined,
       (e: unknown) => e as Error & { code?: string },
     );
-    await until(() => proxy.bytesFromClient > sent, "the query to reach the proxy");
+    await until(() => proxy.bytesFromClient > sent, { message: "the query to reach the proxy", timeoutMs: 15_000 });
     proxy.resetAll();
     const error = await sleeping;
     expect(error).toBeDefined();

@@ -26,8 +26,10 @@ export type CircuitState =
     readonly until: number;
     /** Consecutive opens without a close in between (1 the first time). */
     readonly opens: number;
+    /** The failure that opened it, or the latest failed probe's (absent after a restore). */
+    readonly cause?: unknown;
   }
-  | { readonly name: "half-open"; readonly category: CountedCategory; readonly opens: number };
+  | { readonly name: "half-open"; readonly category: CountedCategory; readonly opens: number; readonly cause?: unknown };
 
 /** A circuit's state as JSON, to persist and restore (`initialState`). Times are epoch ms. */
 export type CircuitSnapshot =
@@ -44,6 +46,8 @@ export interface CircuitTransition {
   readonly category?: CountedCategory;
   /** Until the next probe, when it opened. */
   readonly retryAfterMs?: number;
+  /** The failure that opened it (when it opened). */
+  readonly cause?: unknown;
 }
 
 /** Tuning of a circuit (validated by `breaker()`). */
@@ -171,12 +175,12 @@ export class Circuit {
     if (++this.#successes >= this.#options.halfOpenRequests) this.#close();
   }
 
-  /** The call failed with a counted category. */
-  failure(ticket: number, category: CountedCategory): void {
+  /** The call failed with a counted category; `cause` is the error (kept while open). */
+  failure(ticket: number, category: CountedCategory, cause?: unknown): void {
     if (ticket !== this.#epoch) return;
     const state = this.#state;
     if (state.name === "half-open") {
-      this.#open(category, state.opens + 1);
+      this.#open(category, state.opens + 1, cause);
       return;
     }
     if (state.name !== "closed") return;
@@ -187,8 +191,21 @@ export class Circuit {
       window.count(category) >= options.thresholds[category] ||
       (window.calls >= options.minimumVolume && window.failureRate() >= options.failureRate)
     ) {
-      this.#open(category, 1);
+      this.#open(category, 1, cause);
     }
+  }
+
+  /**
+   * A probe on a fresh connection (the breaker's own, not a user call) failed while half-open:
+   * open again for the same wait as before instead of a longer one. Such a probe is one
+   * connection attempt and costs the database nothing, so probing keeps its pace and a
+   * database that comes back is seen within `recoveryMs`; the wait still grows for user calls
+   * admitted as probes (without active probing).
+   */
+  probeFailure(ticket: number, category: CountedCategory, cause?: unknown): void {
+    const state = this.#state;
+    if (ticket !== this.#epoch || state.name !== "half-open") return;
+    this.#open(category, state.opens, cause);
   }
 
   /** The call ended without a verdict (the caller cancelled it): give its probe slot back. */
@@ -233,13 +250,16 @@ export class Circuit {
     return { state: "half-open", category: state.category, opens: state.opens };
   }
 
-  #open(category: CountedCategory, opens: number): void {
+  #open(category: CountedCategory, opens: number, cause: unknown): void {
     const wait = this.#backoff(opens);
-    this.#move({ name: "open", category, until: this.#now() + wait, opens }, wait);
+    this.#move({ name: "open", category, until: this.#now() + wait, opens, ...(cause === undefined ? {} : { cause }) }, wait);
   }
 
-  #halfOpen(state: { category: CountedCategory; opens: number }): void {
-    this.#move({ name: "half-open", category: state.category, opens: state.opens }, undefined);
+  #halfOpen(state: { category: CountedCategory; opens: number; cause?: unknown }): void {
+    this.#move(
+      { name: "half-open", category: state.category, opens: state.opens, ...(state.cause === undefined ? {} : { cause: state.cause }) },
+      undefined,
+    );
   }
 
   #close(): void {
@@ -261,6 +281,7 @@ export class Circuit {
       to: next.name,
       ...(next.name === "closed" ? {} : { category: next.category }),
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      ...(next.name !== "closed" && next.cause !== undefined ? { cause: next.cause } : {}),
     });
   }
 }

@@ -16,80 +16,38 @@
  */
 import { classify } from "../../shared/classify.ts";
 import { CircuitOpenError, isPilotError } from "../../shared/errors.ts";
-import type { HealthReport, Interceptor, Next, PilotContext } from "../../core/interceptor.ts";
-import type { Operation } from "../../core/operation.ts";
+import type { HealthReport, Next, PilotContext } from "../../core/interceptor.ts";
+import { guardDispatch } from "../../core/dispatch.ts";
+import { type Operation, OperationSlot } from "../../core/operation.ts";
 import { reportHookError } from "../../shared/diag.ts";
 import { pgpilotMeter } from "../../telemetry/otel.ts";
-import { Circuit, type CircuitSnapshot, type CircuitStateName, type CircuitTransition, REJECTED } from "./circuit.ts";
-import { type Subscription, Listeners } from "../../shared/listeners.ts";
+import { Circuit, type CircuitSnapshot, type CircuitTransition, REJECTED } from "./circuit.ts";
+import { Listeners } from "../../shared/listeners.ts";
 import { type BreakerConfig, type BreakerOptions, parseBreakerOptions } from "./options.ts";
 import { ActiveProbe } from "./probe.ts";
+import { describeCause, isDeadline } from "./reasons.ts";
 import { BreakerTelemetry } from "./telemetry.ts";
 import type { CountedCategory } from "../../shared/failure-window.ts";
+import type { BreakerInterceptor, BreakerRejection, BreakerStats } from "./types.ts";
 
 export type { BreakerOptions } from "./options.ts";
 export type { CircuitSnapshot, CircuitStateName, CircuitTransition } from "./circuit.ts";
 export type { Subscription } from "../../shared/listeners.ts";
 export type { CountedCategory } from "../../shared/failure-window.ts";
 export { BREAKER_ATTR, BREAKER_METRIC } from "./telemetry.ts";
+export type { Breaker, BreakerInterceptor, BreakerRejection, BreakerStats, LaneBreakerStats } from "./types.ts";
 
-/** A call the breaker turned away. */
-export interface BreakerRejection {
-  readonly lane: string;
-  /** The category whose failures opened the circuit. */
-  readonly category: CountedCategory;
-  /** `open`, or `half-open` when every probe slot was taken. */
-  readonly state: "open" | "half-open";
-  readonly retryAfterMs: number;
+/** The failure of an attempt, judged once the operation has made its last attempt. */
+interface PendingVerdict {
+  circuit: Circuit;
+  ticket: number;
+  /** Undefined once a later attempt (or a deadline) has decided the outcome instead. */
+  category: CountedCategory | undefined;
+  error: unknown;
 }
 
-/** One lane in `stats()`. */
-export interface LaneBreakerStats {
-  state: CircuitStateName;
-  /** What opened it (open / half-open). */
-  category?: CountedCategory;
-  /** Until the next probe (open). */
-  retryAfterMs?: number;
-  /** Consecutive opens without a close. */
-  opens: number;
-  /** Probes running (half-open). */
-  probes: number;
-  /** Calls and counted failures in the sliding window. */
-  window: { calls: number; failures: number; byCategory: Record<CountedCategory, number> };
-  /** Lifetime counts. */
-  transitions: number;
-  rejections: number;
-  activeProbes: { sent: number; answered: number };
-}
-
-/** `breaker().stats()`. */
-export interface BreakerStats {
-  lanes: Record<string, LaneBreakerStats>;
-}
-
-/** @deprecated Use `BreakerInterceptor`. */
-export type Breaker = BreakerInterceptor;
-
-/** The interceptor `breaker()` returns. */
-export interface BreakerInterceptor extends Interceptor {
-  readonly name: "breaker";
-  /** Listen to state changes of any lane's circuit. */
-  onStateChange(listener: (transition: CircuitTransition) => void): Subscription;
-  /** Listen to rejected calls. */
-  onReject(listener: (rejection: BreakerRejection) => void): Subscription;
-  /** State of a lane's circuit (`closed` for a lane it has not seen). */
-  state(lane: string): CircuitStateName;
-  /**
-   * Whether routing should send new work to the lane: with active probing (the default) only
-   * once the circuit is closed; without it, whenever the circuit would admit a call.
-   */
-  laneAvailable(lane: string): boolean;
-  stats(): BreakerStats;
-  health(): HealthReport;
-  /** Every lane's state, for `initialState` in another process or isolate. */
-  toJSON(): Record<string, CircuitSnapshot>;
-  close(): Promise<void>;
-}
+/** The deferred verdict of an operation that retry() may run again (one logical call, one outcome). */
+const PENDING = new OperationSlot<PendingVerdict | undefined>("breaker.pending", undefined);
 
 interface Lane {
   readonly circuit: Circuit;
@@ -142,11 +100,19 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
   function probeLane(name: string, lane: Lane): void {
     const info = context?.lanes.get(name);
     if (!config.activeProbing || info === undefined || lane.probe !== undefined || closed) return;
-    lane.probe = new ActiveProbe(lane.circuit, () => info.probe(), config.probeTimeoutMs);
+    const ping = info.ping?.bind(info);
+    lane.probe = ping === undefined
+      ? new ActiveProbe(lane.circuit, () => info.probe(), config.probeTimeoutMs)
+      : new ActiveProbe(lane.circuit, ping, config.probeTimeoutMs, true);
     if (lane.circuit.state.name === "open") lane.probe.schedule();
   }
 
   function reject(lane: Lane): Promise<never> {
+    return Promise.reject(rejection(lane));
+  }
+
+  /** Count a rejection and build its error. */
+  function rejection(lane: Lane): CircuitOpenError {
     const circuit = lane.circuit;
     const state = circuit.state;
     // Rejected means not closed, so a category is there.
@@ -157,7 +123,8 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
     if (!rejections.empty) {
       rejections.emit({ lane: circuit.lane, category, state: state.name === "open" ? "open" : "half-open", retryAfterMs });
     }
-    return Promise.reject(new CircuitOpenError(circuit.lane, category, retryAfterMs));
+    const cause = state.name === "closed" ? undefined : state.cause;
+    return new CircuitOpenError(circuit.lane, category, retryAfterMs, cause);
   }
 
   /** Record how a call admitted with `ticket` ended in error. */
@@ -173,7 +140,36 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
     }
     const category = classify(error);
     if (category === "client") circuit.success(ticket);
-    else circuit.failure(ticket, category);
+    else if (op.repeating) defer(circuit, ticket, op, category, error);
+    else circuit.failure(ticket, category, error);
+  }
+
+  /**
+   * One logical call is one outcome: a failed attempt of an operation that an outer interceptor
+   * may run again (retry) is judged when the operation has made its last attempt, and only if
+   * no later attempt replaced its verdict.
+   */
+  function defer(circuit: Circuit, ticket: number, op: Operation, category: CountedCategory, error: unknown): void {
+    const verdict = PENDING.get(op);
+    if (verdict === undefined) {
+      const created: PendingVerdict = { circuit, ticket, category, error };
+      PENDING.set(op, created);
+      op.onAttemptsDone(() => {
+        PENDING.set(op, undefined);
+        if (created.category !== undefined) created.circuit.failure(created.ticket, created.category, created.error);
+      });
+      return;
+    }
+    verdict.circuit = circuit;
+    verdict.ticket = ticket;
+    verdict.category = category;
+    verdict.error = error;
+  }
+
+  /** A later attempt (or a deadline) decides the operation's outcome: drop the deferred one. */
+  function supersede(op: Operation): void {
+    const verdict = PENDING.get(op);
+    if (verdict !== undefined) verdict.category = undefined;
   }
 
   /**
@@ -183,7 +179,8 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
   function aborted(circuit: Circuit, ticket: number, op: Operation): void {
     // pilot marks transactions, reservations and queries alike once they reach postgres.js;
     // a deadline that expired while still queued in pgpilot says nothing about the database.
-    if (op.dispatched && isDeadline(op.abortReason)) circuit.failure(ticket, "timeout");
+    supersede(op);
+    if (op.dispatched && isDeadline(op.abortReason)) circuit.failure(ticket, "timeout", op.abortReason);
     else circuit.release(ticket);
   }
 
@@ -202,6 +199,7 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
     return next().then(
       (value) => {
         stopWatching();
+        supersede(op);
         if (!judged) circuit.success(ticket);
         judged = true;
         return value;
@@ -213,6 +211,15 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
         throw error;
       },
     );
+  }
+
+  /**
+   * Right before dispatch: a call admitted while the circuit was closed, whose lane's circuit
+   * opened while it waited in pgpilot's queue, is rejected without I/O.
+   */
+  function gate(op: Operation): unknown {
+    const lane = lanes.get(op.lane);
+    return lane === undefined || lane.circuit.state.name !== "open" ? undefined : rejection(lane);
   }
 
   // Lanes named in a persisted state exist from the start, so state() and stats() show them.
@@ -251,8 +258,21 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
       // Never refuse to end a transaction: the connection would stay inside it.
       if (op.parent !== undefined && (op.command === "ROLLBACK" || op.command === "ABORT")) return next();
       const lane = laneOf(op.lane);
-      const ticket = lane.circuit.admit();
-      if (ticket === REJECTED) return reject(lane);
+      const circuit = lane.circuit;
+      // Probes on fresh connections decide when the lane is back; user calls are not probes.
+      if (lane.probe?.fresh === true && circuit.state.name !== "closed") return reject(lane);
+      // Another attempt of one logical call (retry) keeps its admission while nothing changed.
+      const earlier = op.repeating ? PENDING.get(op) : undefined;
+      let ticket: number;
+      if (earlier !== undefined && earlier.circuit === circuit && earlier.ticket === circuit.epoch && earlier.category !== undefined) {
+        ticket = earlier.ticket;
+        earlier.category = undefined;
+      } else {
+        if (earlier !== undefined) earlier.category = undefined;
+        ticket = circuit.admit();
+        if (ticket === REJECTED) return reject(lane);
+      }
+      guardDispatch(op, gate);
       return watched(lane, ticket, op, next);
     },
 
@@ -293,11 +313,12 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
         if (state.name === "open") {
           status = "failed";
           reasons.push(
-            `lane "${name}" circuit open after ${state.category} failures; next probe in ${Math.round(circuit.retryAfterMs())} ms`,
+            `lane "${name}" circuit open after ${state.category} failures${describeCause(state.cause)}; ` +
+              `next probe in ${Math.round(circuit.retryAfterMs())} ms`,
           );
         } else if (state.name === "half-open") {
           if (status === "healthy") status = "degraded";
-          reasons.push(`lane "${name}" circuit half-open: probing after ${state.category} failures`);
+          reasons.push(`lane "${name}" circuit half-open: probing after ${state.category} failures${describeCause(state.cause)}`);
         }
       }
       return { status, score: status === "healthy" ? 1 : status === "degraded" ? 0.5 : 0, reasons, details };
@@ -321,9 +342,4 @@ export function breaker(options?: BreakerOptions): BreakerInterceptor {
   function* circuits(): Iterable<Circuit> {
     for (const lane of lanes.values()) yield lane.circuit;
   }
-}
-
-/** A deadline's abort reason (a caller's cancel is a plain 57014, which must not count). */
-function isDeadline(reason: unknown): boolean {
-  return isPilotError(reason) && reason.code === "DEADLINE_EXCEEDED";
 }

@@ -1,7 +1,13 @@
 /**
- * Active probing: while a lane's circuit is open, the breaker itself runs `select 1` on the lane
- * once the recovery time has passed, so no user call has to be the guinea pig. Probes run one at
- * a time and keep going while the circuit is half-open and wants more successes.
+ * Active probing: while a lane's circuit is open, the breaker itself runs `select 1` once the
+ * recovery time has passed, so no user call has to be the guinea pig. Probes run one at a time
+ * and keep going while the circuit is half-open and wants more successes.
+ *
+ * With a fresh-connection probe (`LaneInfo.ping`, what `pilot()` lanes have) each probe opens a
+ * connection of its own: it tests the database, not a pool connection that postgres.js left
+ * unable to write or waiting out its reconnect backoff, and it does not feed that backoff. A
+ * failed fresh probe re-opens the circuit for the same wait (`Circuit.probeFailure`), so the
+ * lane is probed every `recoveryMs` for as long as the database is away.
  *
  * @module
  */
@@ -21,8 +27,10 @@ import type { CountedCategory } from "../../shared/failure-window.ts";
  */
 export class ActiveProbe {
   readonly #circuit: Circuit;
-  readonly #probe: () => Promise<void>;
+  readonly #probe: (timeoutMs: number) => Promise<void>;
   readonly #timeoutMs: number;
+  /** Probes run on a fresh connection of their own (not through the lane's pool). */
+  readonly fresh: boolean;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
   #running = false;
   #closed = false;
@@ -30,10 +38,11 @@ export class ActiveProbe {
   sent = 0;
   answered = 0;
 
-  constructor(circuit: Circuit, probe: () => Promise<void>, timeoutMs: number) {
+  constructor(circuit: Circuit, probe: (timeoutMs: number) => Promise<void>, timeoutMs: number, fresh = false) {
     this.#circuit = circuit;
     this.#probe = probe;
     this.#timeoutMs = timeoutMs;
+    this.fresh = fresh;
   }
 
   /** Arrange a probe for when the open circuit's recovery time has passed. */
@@ -62,9 +71,10 @@ export class ActiveProbe {
       while (!this.#closed && this.#circuit.poll()) {
         const ticket = this.#circuit.admit();
         if (ticket === REJECTED) return;
-        const verdict = await this.#once();
+        const { verdict, error } = await this.#once();
         if (verdict === "ok") this.#circuit.success(ticket);
-        else this.#circuit.failure(ticket, verdict);
+        else if (this.fresh) this.#circuit.probeFailure(ticket, verdict, error);
+        else this.#circuit.failure(ticket, verdict, error);
       }
       // Woken a little early (timer and clock disagree by a millisecond): try again.
       if (!this.#closed && this.#circuit.state.name === "open") this.schedule();
@@ -73,16 +83,16 @@ export class ActiveProbe {
     }
   }
 
-  /** One `select 1`: "ok" when the server answered, else the failure category. */
-  #once(): Promise<"ok" | CountedCategory> {
+  /** One `select 1`: "ok" when the server answered, else the failure category and the error. */
+  #once(): Promise<{ verdict: "ok" | CountedCategory; error?: unknown }> {
     this.sent++;
     return new Promise((resolve) => {
       // A probe into a black hole never answers; after the timeout it counts as one.
-      const timer = setTimeout(() => resolve("timeout"), this.#timeoutMs);
+      const timer = setTimeout(() => resolve({ verdict: "timeout", error: probeTimeout(this.#timeoutMs) }), this.#timeoutMs);
       (timer as { unref?: () => void }).unref?.();
       let probe: Promise<void>;
       try {
-        probe = this.#probe();
+        probe = this.#probe(this.#timeoutMs);
       } catch (error) {
         probe = Promise.reject(error);
       }
@@ -90,16 +100,20 @@ export class ActiveProbe {
         () => {
           clearTimeout(timer);
           this.answered++;
-          resolve("ok");
+          resolve({ verdict: "ok" });
         },
         (error) => {
           clearTimeout(timer);
           const category = classify(error);
           // A client error is still an answer: the server is there.
           if (category === "client") this.answered++;
-          resolve(category === "client" ? "ok" : category);
+          resolve(category === "client" ? { verdict: "ok" } : { verdict: category, error });
         },
       );
     });
   }
+}
+
+function probeTimeout(ms: number): Error {
+  return Object.assign(new Error(`probe: no answer within ${ms} ms`), { code: "DEADLINE_EXCEEDED" });
 }

@@ -20,6 +20,21 @@ export interface HealthThresholds {
   utilizationDegraded: number;
   /** Fewer operations than this in the window: no vote on error rate or latency (too few to judge). */
   minCalls: number;
+  /**
+   * This many operations in a row failed on a lane, with no success between them → failed,
+   * whatever the error (a wrong database, a missing role, a rejected password, no permission):
+   * a lane where every call fails is down for its callers. Errors about a statement or its data
+   * (classes 21, 22, 23, 42 but 42501, 44, P0) neither count nor break a streak; a rejection by
+   * an open circuit neither (the breaker votes on its own). Default 5.
+   */
+  failingStreak: number;
+}
+
+/** Operations in a row that failed on one lane, and the latest error. */
+export interface FailingStreak {
+  failures: number;
+  /** `message (code)` of the latest failure. */
+  error: string;
 }
 
 const RANK: Record<HealthStatus, number> = { healthy: 0, degraded: 1, failed: 2 };
@@ -39,6 +54,7 @@ export function monitorHealth(
   window: WindowSnapshot,
   usage: Record<string, LaneUsage>,
   thresholds: HealthThresholds,
+  streaks: ReadonlyMap<string, FailingStreak> = new Map(),
 ): HealthReport {
   let status: HealthStatus = "healthy";
   let score = 1;
@@ -69,6 +85,11 @@ export function monitorHealth(
       `p95 latency ${Math.round(p95)} ms over the last ${seconds} s is above ${thresholds.latencyMs} ms`,
     );
   }
+  for (const [lane, streak] of streaks) {
+    if (streak.failures >= thresholds.failingStreak) {
+      vote("failed", 0, `lane ${lane}: the last ${streak.failures} operations all failed: ${streak.error}`);
+    }
+  }
   for (const [lane, figures] of Object.entries(usage)) {
     const utilization = figures.max === 0 ? 0 : figures.used / figures.max;
     const waiting = figures.pending > 0 || figures.inFlight > figures.max;
@@ -91,6 +112,7 @@ export function monitorHealth(
       operations: window.calls,
       failures: window.failures,
       errorRate: round(window.failureRate, 4),
+      ...(window.rejected > 0 ? { rejected: window.rejected } : {}),
       p95Ms: round(p95),
       lanes: usage,
     },

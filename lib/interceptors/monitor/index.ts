@@ -9,10 +9,10 @@
  * @module
  */
 import { metrics } from "@opentelemetry/api";
-import { Listeners, type Subscription } from "../../shared/listeners.ts";
+import { Listeners } from "../../shared/listeners.ts";
 import { classify, FAILURE_CATEGORIES, type FailureCategory, underlyingError } from "../../shared/classify.ts";
 import { isPilotError } from "../../shared/errors.ts";
-import type { HealthReport, Interceptor, LaneInfo, Next, PilotContext } from "../../core/interceptor.ts";
+import type { HealthReport, LaneInfo, Next, PilotContext } from "../../core/interceptor.ts";
 import type { Operation } from "../../core/operation.ts";
 import { reportHookError } from "../../shared/diag.ts";
 import { LogHistogram } from "../../shared/log-histogram.ts";
@@ -21,88 +21,19 @@ import { observe } from "../../telemetry/observe.ts";
 import { linkedMetricProducer, type PgpilotMetricProducer } from "../../telemetry/metric-producer.ts";
 import { pgpilotMeter } from "../../telemetry/otel.ts";
 import { type PatternSnapshot, PatternStats } from "./pattern-stats.ts";
-import { type LaneUsage, PoolAccounting } from "./pool-accounting.ts";
+import { PoolAccounting } from "./pool-accounting.ts";
 import { SlidingWindow } from "../../shared/sliding-window.ts";
-import { monitorHealth } from "./health.ts";
+import { type FailingStreak, monitorHealth } from "./health.ts";
 import { createInstruments, type MonitorInstruments } from "./instruments.ts";
+import { describeError, isRejection, rowsOf, streakCounts } from "./outcomes.ts";
+import type { MonitorInterceptor, MonitorStats, SlowQueryEvent } from "./types.ts";
 import { type MonitorOptions, parseMonitorOptions } from "./options.ts";
 
 export type { MonitorOptions } from "./options.ts";
 export type { HealthThresholds } from "./health.ts";
 export type { PatternSnapshot } from "./pattern-stats.ts";
 export type { LaneUsage } from "./pool-accounting.ts";
-
-/** What `onSlowQuery` listeners receive. No parameter values: `text` is parameterized/redacted. */
-export interface SlowQueryEvent {
-  fingerprint: string;
-  command: string;
-  collection: string | undefined;
-  lane: string;
-  durationMs: number;
-  thresholdMs: number;
-  /** True when the query ran inside a transaction or reservation. */
-  inTransaction: boolean;
-  /** Whether it failed (slow failures are slow queries too). */
-  failed: boolean;
-  /** Parameterized text (`$1`), with literals of `unsafe()` text redacted; at most 1000 characters. */
-  text: string;
-}
-
-/** `monitor()`'s section of `sql.stats()`. */
-export interface MonitorStats {
-  slowQueryMs: number;
-  /** Where the duration histograms are aggregated (`monitor({ histograms })` resolved at attach). */
-  histograms: "sdk" | "local";
-  /** Since creation. Queries include those inside transactions. */
-  totals: {
-    queries: number;
-    transactions: number;
-    reserves: number;
-    errors: number;
-    slow: number;
-    rows: number;
-  };
-  /** The last `windowSeconds` (fewer just after start). */
-  window: {
-    seconds: number;
-    queriesPerSecond: number;
-    operations: number;
-    failures: number;
-    errorRate: number;
-    meanMs: number;
-    p95Ms: number;
-    p99Ms: number;
-  };
-  /** All-time query latency (log-scale buckets: percentiles within ±9%). */
-  latency: { meanMs: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number };
-  slow: { count: number; share: number };
-  /** Failed operations by failure category (a failing query inside a failing transaction counts once). */
-  errors: Record<FailureCategory, number>;
-  /** Pool figures per lane (see PoolAccounting for definitions). */
-  pool: Record<string, LaneUsage>;
-  patterns: { tracked: number; max: number; evicted: number; evictedCalls: number; top: PatternSnapshot[] };
-  /** Metric label sets in use and how many combinations were folded by the bound. */
-  attributeSets: { size: number; folded: number };
-}
-
-/** @deprecated Use `MonitorInterceptor`. */
-export type Monitor = MonitorInterceptor;
-
-/** The interceptor `monitor()` returns. */
-export interface MonitorInterceptor extends Interceptor {
-  readonly name: "monitor";
-  /** The slow-query threshold in ms; provided to the chain (tracing adds a span event at it). */
-  readonly slowQueryMs: number;
-  /**
-   * Call `listener` for every query at or above `slowQueryMs`. A throwing listener is reported
-   * through OTel `diag`, never to the query.
-   */
-  onSlowQuery(listener: (event: SlowQueryEvent) => void): Subscription;
-  /** Per-pattern stats, heaviest by total time first. `includeText` adds the normalized text. */
-  patterns(options?: { limit?: number; includeText?: boolean }): PatternSnapshot[];
-  stats(): MonitorStats;
-  health(): HealthReport;
-}
+export type { Monitor, MonitorInterceptor, MonitorStats, SlowQueryEvent } from "./types.ts";
 
 const MAX_EVENT_TEXT = 1000;
 const round = (value: number): number => Math.round(value * 1000) / 1000;
@@ -133,10 +64,11 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
   const patterns = new PatternStats(config.maxPatterns);
   const latency = new LogHistogram();
   const window = new SlidingWindow(config.windowSeconds);
-  const errors = Object.fromEntries(FAILURE_CATEGORIES.map((category) => [category, 0])) as Record<
-    FailureCategory,
+  const errors = Object.fromEntries([...FAILURE_CATEGORIES, "rejected"].map((category) => [category, 0])) as Record<
+    FailureCategory | "rejected",
     number
   >;
+  const streaks = new Map<string, FailingStreak>();
   const totals = { queries: 0, transactions: 0, reserves: 0, errors: 0, slow: 0, rows: 0 };
   // Failures already counted for a child query: its transaction failing with the same error
   // (or an ORM's wrapper around it) must not count twice.
@@ -155,6 +87,7 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
       if (op.parent === undefined) {
         pool.end(op);
         recordConnection(op, ms, error, failed);
+        if (failed || streaks.size > 0) recordStreak(op, error, failed);
       }
       if (op.kind === "query") recordQuery(op, end, ms, value, error, failed);
       else recordHolder(op, end, error, failed);
@@ -163,7 +96,32 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
     }
   }
 
+  /** Operations in a row that failed on a lane (health: a lane where every call fails is down). */
+  function recordStreak(op: Operation, error: unknown, failed: boolean): void {
+    if (!failed) {
+      streaks.delete(op.lane);
+      return;
+    }
+    if (isRejection(error) || !streakCounts(error)) return;
+    const streak = streaks.get(op.lane);
+    const text = describeError(error);
+    if (streak === undefined) streaks.set(op.lane, { failures: 1, error: text });
+    else {
+      streak.failures++;
+      streak.error = text;
+    }
+  }
+
+  /** A call the breaker turned away: an error for the caller, without a latency. */
+  function recordRejection(end: number, query: boolean): void {
+    if (query) totals.queries++;
+    totals.errors++;
+    errors.rejected++;
+    window.record(end, undefined, false, true);
+  }
+
   function recordQuery(op: Operation, end: number, ms: number, value: unknown, error: unknown, failed: boolean): void {
+    if (failed && isRejection(error)) return recordRejection(end, true);
     totals.queries++;
     let category: FailureCategory | undefined;
     if (failed) {
@@ -198,6 +156,7 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
   function recordHolder(op: Operation, end: number, error: unknown, failed: boolean): void {
     if (op.kind === "transaction") totals.transactions++;
     else totals.reserves++;
+    if (failed && isRejection(error)) return recordRejection(end, false);
     let ownFailure = false;
     const failure = failed ? underlyingError(error) : undefined;
     if (failed && !(typeof failure === "object" && failure !== null && childErrors.has(failure))) {
@@ -325,7 +284,7 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
     },
     stats,
     health(): HealthReport {
-      return monitorHealth(window.snapshot(performance.now()), pool.usage(), config.health);
+      return monitorHealth(window.snapshot(performance.now()), pool.usage(), config.health, streaks);
     },
     async close(): Promise<void> {
       try {
@@ -337,11 +296,4 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
       listeners.clear();
     },
   };
-}
-
-/** Rows returned or affected: postgres.js puts `count` on its result arrays. */
-function rowsOf(value: unknown): number {
-  if (typeof value !== "object" || value === null) return 0;
-  const count = (value as { count?: unknown }).count;
-  return typeof count === "number" && count > 0 ? count : 0;
 }

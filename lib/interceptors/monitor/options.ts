@@ -58,6 +58,7 @@ const HEALTH = v.pipe(
     errorRateFailed: v.optional(share, 0.5),
     utilizationDegraded: v.optional(share, 0.85),
     minCalls: v.optional(integerAtLeast(1), 20),
+    failingStreak: v.optional(v.pipe(integerAtLeast(1), v.maxValue(1_000_000)), 5),
   }),
   v.check(
     (health) => health.errorRateDegraded <= health.errorRateFailed,

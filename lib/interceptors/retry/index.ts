@@ -119,6 +119,7 @@ export function retry(options?: RetryOptions): RetryInterceptor {
   const listeners = new Listeners<RetryEvent>("retry.onRetry");
   const stats: RetryStats = { retries: { serialization: 0, deadlock: 0, connection: 0 }, recovered: 0, exhausted: 0 };
   let laneOpen: (lane: string) => boolean = () => true;
+  let closed = false;
   let counter: Counter | undefined;
   let pool = "default";
   const attributes = new Map<string, Attributes>();
@@ -139,7 +140,7 @@ export function retry(options?: RetryOptions): RetryInterceptor {
       const code = errorCode(error);
       return code === "40001" ? "serialization" : code === "40P01" ? "deadlock" : undefined;
     }
-    return classify(error) === "connection" ? "connection" : undefined;
+    return lostConnection(error) ? "connection" : undefined;
   }
 
   function count(op: Operation, reason: RetryReason): void {
@@ -159,6 +160,15 @@ export function retry(options?: RetryOptions): RetryInterceptor {
   }
 
   async function attempts(op: Operation, next: Next): Promise<unknown> {
+    op.beginAttempts();
+    try {
+      return await attemptLoop(op, next);
+    } finally {
+      op.attemptsDone();
+    }
+  }
+
+  async function attemptLoop(op: Operation, next: Next): Promise<unknown> {
     for (let attempt = 1;; attempt++) {
       try {
         const value = await next();
@@ -166,7 +176,7 @@ export function retry(options?: RetryOptions): RetryInterceptor {
         return value;
       } catch (error) {
         const reason = reasonFor(op, error);
-        if (reason === undefined || op.aborted || !laneOpen(op.lane)) throw error;
+        if (reason === undefined || op.aborted || closed || !laneOpen(op.lane)) throw error;
         if (attempt >= config.maxAttempts) {
           stats.exhausted++;
           throw error;
@@ -185,8 +195,9 @@ export function retry(options?: RetryOptions): RetryInterceptor {
           });
         }
         await pause(delayMs, op);
-        // The deadline expired (or the caller gave up) while we waited.
-        if (op.aborted) throw error;
+        // The deadline expired (or the caller gave up) while we waited; the pool was ended; the
+        // circuit opened.
+        if (op.aborted || closed || !laneOpen(op.lane)) throw error;
       }
     }
   }
@@ -215,8 +226,29 @@ export function retry(options?: RetryOptions): RetryInterceptor {
 
     onRetry: (listener) => listeners.add(listener),
 
+    // pilot closes the interceptors before it ends the lanes: nothing is re-run after that.
+    close() {
+      closed = true;
+      return Promise.resolve();
+    },
+
     stats: () => ({ retries: { ...stats.retries }, recovered: stats.recovered, exhausted: stats.exhausted }),
   };
+}
+
+/**
+ * Errors that say an established connection was lost under a statement (the server closed or
+ * reset it, or terminated the backend). Only these make a read worth re-sending: another
+ * connection of the pool may be fine. A failure to connect at all (refused, timed out, DNS,
+ * `57P03` starting up, authentication, too many connections) is not retried: the next attempt
+ * would meet the same server, fail the same way later, and raise postgres.js's shared
+ * reconnect backoff for every caller.
+ */
+const LOST_CONNECTION = new Set(["CONNECTION_CLOSED", "ECONNRESET", "EPIPE", "ECONNABORTED", "57P01", "57P02"]);
+
+function lostConnection(error: unknown): boolean {
+  const code = errorCode(error);
+  return code !== undefined && LOST_CONNECTION.has(code) && classify(error) === "connection";
 }
 
 /** Wait `ms`, or less if the operation is aborted meanwhile. */
