@@ -9,13 +9,15 @@
  *
  * Both create an OpenTelemetry SDK `MeterProvider` with a Prometheus reader and, by default,
  * register it as the global provider. Call them BEFORE `pilot()`: interceptors take their meter
- * when they are attached (or pass `meterProvider` to `monitor()`).
+ * when they are attached (or pass `meterProvider` to `pilot()`). The wrong order is not silent:
+ * `servePrometheus({ health: sql })` and `server.serveHealth(sql)` throw a `ConfigError` for a
+ * pilot created before any provider, and registering a provider while such a pilot is open warns.
  *
  * This is the only module of pgpilot that uses Node APIs; the core stays web-standard.
  *
  * @module
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type Server } from "node:http";
 import { diag, metrics } from "@opentelemetry/api";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import { MeterProvider, type MetricReader, type ResourceMetrics, type ViewOptions } from "@opentelemetry/sdk-metrics";
@@ -26,18 +28,12 @@ import { reportHookError } from "./shared/diag.ts";
 import { healthHandler, type HealthSource } from "./telemetry/health-handler.ts";
 
 import { createMetricProducer, linkMetricProducer, type PgpilotMetricProducer } from "./telemetry/metric-producer.ts";
+import { metricsResponse, send } from "./telemetry/http-response.ts";
+export { PROMETHEUS_CONTENT_TYPE } from "./telemetry/http-response.ts";
+import { refuseMeterlessPilot, warnAboutMeterlessPilots } from "./telemetry/meter-binding.ts";
 export { healthHandler } from "./telemetry/health-handler.ts";
 export type { HealthSource } from "./telemetry/health-handler.ts";
 
-/**
- * Content type of the Prometheus text exposition format.
- *
- * @example
- * ```ts
- * new Response(text, { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
- * ```
- */
-export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 /** Options shared by `metricsHandler()` and `servePrometheus()`. */
 export interface PrometheusOptions {
@@ -145,30 +141,16 @@ function prometheusReader(config: { prefix?: string; withoutScopeInfo: boolean; 
 function providerFor(
   reader: PrometheusExporter,
   producer: PgpilotMetricProducer,
-  config: { global: boolean; views?: unknown[] },
+  config: { global: boolean; views?: unknown[]; where: string },
 ): MeterProvider {
   const meterProvider = new MeterProvider({ readers: [reader], views: config.views as ViewOptions[] | undefined });
   if (config.global && !metrics.setGlobalMeterProvider(meterProvider)) {
     diag.warn("pgpilot: a global meter provider was already registered; pass meterProvider to the interceptors");
-  }
+  } else if (config.global) warnAboutMeterlessPilots(config.where);
   // Its only reader collects the producer: monitor() on this provider aggregates locally —
   // unless views are given, which apply only to SDK instruments.
   if (config.views === undefined || config.views.length === 0) linkMetricProducer(meterProvider, producer);
   return meterProvider;
-}
-
-function metricsResponse(scrape: () => Promise<string>): () => Promise<Response> {
-  return async () => {
-    try {
-      return new Response(await scrape(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
-    } catch (error) {
-      reportHookError("prometheus.scrape", error);
-      return new Response("# metrics collection failed\n", {
-        status: 500,
-        headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
-      });
-    }
-  };
 }
 
 /**
@@ -193,7 +175,7 @@ function metricsResponse(scrape: () => Promise<string>): () => Promise<Response>
 export function metricsHandler(options?: PrometheusOptions): MetricsHandler {
   const config = parseOptions("metricsHandler", HANDLER_OPTIONS, options);
   const { reader, producer, scrape } = prometheusReader(config);
-  const meterProvider = providerFor(reader, producer, config);
+  const meterProvider = providerFor(reader, producer, { ...config, where: "metricsHandler" });
   return Object.assign(metricsResponse(scrape), {
     meterProvider,
     scrape,
@@ -295,7 +277,11 @@ export async function createPrometheusExporter(options?: PrometheusExporterOptio
 
 /** Options of `servePrometheus()`. */
 export interface ServePrometheusOptions extends PrometheusOptions, PrometheusHttpOptions {
-  /** A pilot `sql` whose `health()` is served at `healthEndpoint`. */
+  /**
+   * A pilot `sql` whose `health()` is served at `healthEndpoint`. With `global` (the default), a
+   * pilot created before any meter provider was registered is refused (`ConfigError`): create it
+   * after the server and hand it over with `server.serveHealth(sql)`.
+   */
   health?: HealthSource;
 }
 
@@ -305,6 +291,12 @@ export interface PrometheusServer {
   readonly url: string;
   readonly port: number;
   readonly meterProvider: MeterProvider;
+  /**
+   * Serve this pilot's `health()` at `healthEndpoint` — how to add the pilot created after the
+   * server. With `global`, throws a `ConfigError` for a pilot created before any meter provider
+   * was registered.
+   */
+  serveHealth(sql: HealthSource): void;
   /** The metrics as Prometheus text. */
   scrape(): Promise<string>;
   /** Stop listening and shut the provider down. */
@@ -320,30 +312,31 @@ export interface PrometheusServer {
  * import { servePrometheus } from "pgpilot/prometheus";
  * const server = await servePrometheus({ port: 9464 }); // before pilot()
  * const sql = pilot(postgres(url), { interceptors: [monitor()] });
+ * server.serveHealth(sql); // /health/database
  * // scrape http://localhost:9464/metrics
  * await server.close();
  * ```
  */
 export async function servePrometheus(options?: ServePrometheusOptions): Promise<PrometheusServer> {
   const { global, views, health, ...http } = parseOptions("servePrometheus", SERVE_OPTIONS, options);
+  // With its provider global, a pilot with no-op meters relied on the global one: too late now.
+  if (global) refuseMeterlessPilot("servePrometheus", health);
   const exporter = await createPrometheusExporter(http);
-  const meterProvider = providerFor(exporter.reader as PrometheusExporter, exporter.metricProducer, { global, views });
+  const where = "servePrometheus";
+  const meterProvider = providerFor(exporter.reader as PrometheusExporter, exporter.metricProducer, { global, views, where });
   if (health !== undefined) exporter.serveHealth(health);
   return {
     url: exporter.url,
     port: exporter.port,
     meterProvider,
+    serveHealth(sql) {
+      if (global) refuseMeterlessPilot("servePrometheus", sql, "serveHealth");
+      exporter.serveHealth(sql);
+    },
     scrape: exporter.scrape,
     async close() {
       await exporter.close();
       await meterProvider.shutdown();
     },
   };
-}
-
-async function send(reply: Response, request: IncomingMessage, response: ServerResponse): Promise<void> {
-  const body = request.method === "HEAD" ? "" : await reply.text();
-  reply.headers.forEach((value, key) => response.setHeader(key, value));
-  response.writeHead(reply.status);
-  response.end(body);
 }

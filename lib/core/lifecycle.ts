@@ -17,7 +17,7 @@ export interface PilotStats {
 
 /**
  * The pilot's stats: its lanes and every interceptor's section (a throwing `stats()` is reported
- * through OTel `diag` and left out).
+ * through OTel `diag` and left out), with long fractions rounded for humans (see `forHumans`).
  *
  * @example
  * ```ts
@@ -37,12 +37,36 @@ export function collectStats(
   for (const interceptor of interceptors) {
     if (interceptor.stats === undefined) continue;
     try {
-      stats[interceptor.name] = interceptor.stats();
+      stats[interceptor.name] = forHumans(interceptor.stats());
     } catch (error) {
       reportHookError(`${interceptor.name}.stats`, error);
     }
   }
   return stats;
+}
+
+/**
+ * `value` with every non-integer number rounded for a human reader: 3 decimals from 1 up
+ * (`305.7911649178464` → `305.791`), 3 significant digits below (`0.27197558` → `0.272`,
+ * `0.000123456` → `0.000123`). Plain objects and arrays are copied, anything else is kept as is.
+ *
+ * @example
+ * ```ts
+ * forHumans({ arrivalRate: 305.7911649178464, load: [0.27197558293289814] }); // { arrivalRate: 305.791, load: [0.272] }
+ * ```
+ */
+export function forHumans<T>(value: T, depth = 0): T {
+  if (typeof value === "number") {
+    if (Number.isInteger(value) || !Number.isFinite(value)) return value;
+    return (Math.abs(value) >= 1 ? Math.round(value * 1000) / 1000 : Number(value.toPrecision(3))) as T;
+  }
+  if (typeof value !== "object" || value === null || depth > 16) return value;
+  if (Array.isArray(value)) return value.map((item) => forHumans(item, depth + 1)) as T;
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return value;
+  const copy: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) copy[key] = forHumans(item, depth + 1);
+  return copy as T;
 }
 
 /** Wait for `promise`, at most `ms`. */

@@ -24,6 +24,8 @@ import { type CallScope, NO_SQL, Operation, type OperationAnalysis } from "./ope
 import { callerSettlement, cancelledError, type RawQuery } from "./postgres-internals.ts";
 import { ManualTransaction, transactionBoundary } from "./manual-transaction.ts";
 import { createTerminal } from "./terminal.ts";
+import { scopeChecker } from "./scope.ts";
+import { bindMeters, markMeters, releaseMeters } from "../telemetry/meter-binding.ts";
 
 import type { PilotOptions, PilotSql } from "./pilot-types.ts";
 import { callable, fileQuery, OPERATION, type Tagged, VIA } from "./sql-surface.ts";
@@ -44,12 +46,6 @@ const OPTIONS = v.strictObject({
   primary: v.optional(v.pipe(v.string(), v.minLength(1))),
   meterProvider: v.optional(METER_PROVIDER),
   tracerProvider: v.optional(TRACER_PROVIDER),
-});
-
-const SCOPE = v.strictObject({
-  lane: v.optional(v.string()),
-  signal: v.optional(v.instance(AbortSignal)),
-  timeoutMs: v.optional(v.pipe(v.number(), v.finite(), v.gtValue(0))),
 });
 
 const FILE_ANALYSIS = NO_SQL("UNKNOWN");
@@ -106,7 +102,8 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
   }
   const primary = lanes.get(primaryName)!;
   const interceptors = config.interceptors;
-  const terminal = createTerminal(lanes, unknownLane);
+  const scopes = scopeChecker(lanes.keys(), interceptors);
+  const terminal = createTerminal(lanes, scopes.unknownLane);
   const chain = compose(interceptors, terminal.perform);
   const direct = interceptors.length === 0;
   let closed = false;
@@ -120,6 +117,7 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
     tracerProvider: config.tracerProvider,
   });
 
+  const meters = bindMeters(config.name, config.meterProvider, interceptors.length > 0);
   const laneScopes = new Map<string, PilotSql<Sql<any>>>();
   const root = createRoot(undefined);
   return root;
@@ -242,11 +240,11 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
       close: (options?: { timeout?: number }) => closeAll({ timeout: options?.timeout ?? 5 }),
       stats: () => collectStats(config.name, primaryName, lanes, interceptors),
       health: () => combineHealth(interceptors, closed),
-      with: (next: CallScope) => createRoot(checkScope({ ...scope, ...parseOptions("sql.with", SCOPE, next) })),
+      with: (next: CallScope) => createRoot(scopes.with(scope, next)),
       lane: (name: string) => {
         let scoped = scope === undefined ? laneScopes.get(name) : undefined;
         if (scoped === undefined) {
-          scoped = createRoot(checkScope({ ...scope, lane: name }));
+          scoped = createRoot(scopes.check({ ...scope, lane: name }));
           if (scope === undefined) laneScopes.set(name, scoped);
         }
         return scoped;
@@ -256,6 +254,7 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
     // Everything else (options, types, array, json, typed, subscribe, CLOSE, PostgresError, …)
     // is postgres.js's own, found through the prototype so nothing is missed.
     Object.setPrototypeOf(wrapped, raw);
+    markMeters(wrapped, meters);
     return wrapped;
   }
 
@@ -324,20 +323,9 @@ export function pilot(target: Sql<any> | Record<string, Sql<any>>, options?: Pil
     };
   }
 
-  function checkScope(scope: CallScope): CallScope {
-    if (scope.lane !== undefined && !lanes.has(scope.lane)) throw unknownLane(scope.lane);
-    return scope;
-  }
-
-  function unknownLane(name: string): ConfigError {
-    return new ConfigError("pilot", [{
-      path: "lane",
-      message: `no lane named "${name}" (lanes: ${[...lanes.keys()].join(", ")})`,
-    }]);
-  }
-
   function closeAll(options?: { timeout?: number }): Promise<void> {
     closed = true;
+    releaseMeters(meters);
     return (closing ??= closeChain(interceptors, lanes, options).finally(() => detachChain(interceptors)));
   }
 }

@@ -9,7 +9,8 @@ import * as v from "valibot";
 import { ConfigError } from "./errors.ts";
 
 /**
- * Validate `input` against `schema` or throw a `ConfigError` naming every bad field.
+ * Validate `input` against `schema` or throw a `ConfigError` naming every bad field (an unknown
+ * key with the nearest valid option: `unknown option slowQueryMS — did you mean slowQueryMs?`).
  *
  * @example
  * ```ts
@@ -23,7 +24,7 @@ export function parseOptions<const Schema extends v.GenericSchema>(
   input: unknown,
 ): v.InferOutput<Schema> {
   const result = v.safeParse(schema, input ?? {});
-  if (!result.success) throw ConfigError.fromIssues(scope, result.issues);
+  if (!result.success) throw ConfigError.fromIssues(scope, result.issues, schema);
   return result.output;
 }
 

@@ -6,6 +6,7 @@
  * @module
  */
 import type { BaseIssue } from "valibot";
+import { describeIssue } from "./config-issues.ts";
 
 /** The stable codes of pgpilot's errors. */
 export type PilotErrorCode =
@@ -80,22 +81,17 @@ export class ConfigError extends PilotError {
 
   /**
    * Build from valibot issues, keeping only the path and message (never the whole input,
-   * which may hold a password).
+   * which may hold a password). With the `schema` that was parsed, an unknown key names the
+   * nearest valid option: `unknown option slowQueryMS — did you mean slowQueryMs?`.
    *
    * @example
    * ```ts
    * const result = v.safeParse(schema, input);
-   * if (!result.success) throw ConfigError.fromIssues("monitor", result.issues);
+   * if (!result.success) throw ConfigError.fromIssues("monitor", result.issues, schema);
    * ```
    */
-  static fromIssues(scope: string, issues: readonly BaseIssue<unknown>[]): ConfigError {
-    return new ConfigError(
-      scope,
-      issues.map((issue) => ({
-        path: (issue.path ?? []).map((item) => String(item.key)).join("."),
-        message: issue.message,
-      })),
-    );
+  static fromIssues(scope: string, issues: readonly BaseIssue<unknown>[], schema?: unknown): ConfigError {
+    return new ConfigError(scope, issues.map((issue) => describeIssue(issue, schema)));
   }
 }
 

@@ -5,7 +5,8 @@
  *
  *   1. PostgreSQL: start one (unless DATABASE_URL is set) and pass DATABASE_URL to every child.
  *   2. bun test (JUnit report in .tmp/junit.xml, console output as usual): one check per test.
- *   3. typecheck: tsc -p tsconfig.json --noEmit
+ *   3. typecheck: tsc -p tsconfig.json --noEmit; documentation snippets: every ```ts block of
+ *      README.md and docs/*.md type-checked on its own (tests/support/snippets.ts), one check each
  *   4. lint: deno lint
  *   5. build + Node smoke: tsc -p tsconfig.build.json, then node tests/runtime/node-smoke.mjs
  *   6. Deno: deno check mod.ts; deno run -A tests/runtime/deno-smoke.ts
@@ -222,6 +223,10 @@ async function main(): Promise<void> {
 
   header("typecheck");
   await check("tsc -p tsconfig.json --noEmit", bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]);
+
+  header("documentation snippets");
+  if (!has("tests/support/snippets.ts")) notice("tests/support/snippets.ts does not exist");
+  else await counted("README.md and docs/*.md snippets type-check", bunBin, ["tests/support/snippets.ts"]);
 
   header("lint");
   await check("deno lint", bin("deno"), ["lint"]);
