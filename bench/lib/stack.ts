@@ -5,7 +5,7 @@
  */
 import type { MeterProvider } from "@opentelemetry/sdk-metrics";
 import type { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
-import { adaptive, breaker, deadline, monitor, retry, tracing, type Interceptor } from "../../mod.ts";
+import { adaptive, affinity, breaker, deadline, monitor, retry, tracing, type Interceptor } from "../../mod.ts";
 
 export function fullStack(providers: { meterProvider: MeterProvider; tracerProvider: BasicTracerProvider }): Interceptor[] {
   const { meterProvider, tracerProvider } = providers;
@@ -19,3 +19,13 @@ export function fullStack(providers: { meterProvider: MeterProvider; tracerProvi
   ];
 }
 fullStack.description = "tracing, monitor, deadline 5 s, retry, breaker, adaptive (pipelineDepth 16), real SDK MeterProvider and BasicTracerProvider without exporters";
+
+/**
+ * The README's recommended stack without tracing, every interceptor at its defaults
+ * (monitor, affinity, deadline, retry, breaker, adaptive). Metrics go to the provider given to
+ * `pilot()`.
+ */
+export function recommendedWithoutTracing(): Interceptor[] {
+  return [monitor(), affinity(), deadline(), retry(), breaker(), adaptive()];
+}
+recommendedWithoutTracing.description = "monitor, affinity, deadline, retry, breaker, adaptive, all at their defaults, real SDK MeterProvider without exporter";

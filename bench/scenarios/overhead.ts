@@ -12,7 +12,8 @@ import { pilot } from "../../lib/core/pilot.ts";
 import { closedLoop } from "../lib/load.ts";
 import type { Scenario, Table } from "../lib/scenario.ts";
 import { fmt, median, spread } from "../lib/stats.ts";
-import { fullStack } from "../lib/stack.ts";
+import { fullStack, recommendedWithoutTracing } from "../lib/stack.ts";
+import { adaptive } from "../../mod.ts";
 
 type Runner = { call: (id: number) => Promise<unknown>; end: () => Promise<void> };
 type Workload = "select 1" | "pk read";
@@ -26,6 +27,21 @@ const variants: Record<string, (url: string, workload: Workload) => Runner> = {
   "pgpilot (no interceptors)": (url, workload) => {
     const sql = pilot(postgres(url, { max: MAX }), { interceptors: [] });
     return { call: query(sql, workload), end: () => sql.close({ timeout: 1 }) };
+  },
+  "adaptive() (defaults)": (url, workload) => {
+    const sql = pilot(postgres(url, { max: MAX }), { interceptors: [adaptive()] });
+    return { call: query(sql, workload), end: () => sql.close({ timeout: 1 }) };
+  },
+  "recommended stack without tracing (defaults)": (url, workload) => {
+    const meterProvider = new MeterProvider();
+    const sql = pilot(postgres(url, { max: MAX }), { name: "bench", meterProvider, interceptors: recommendedWithoutTracing() });
+    return {
+      call: query(sql, workload),
+      end: async () => {
+        await sql.close({ timeout: 1 });
+        await meterProvider.shutdown();
+      },
+    };
   },
   "pgpilot (full stack)": (url, workload) => {
     const meterProvider = new MeterProvider();
@@ -120,7 +136,7 @@ export const scenario: Scenario = {
       data.push({ workload, workers, throughput, p99, failures });
     }
     for (const runner of opened) await runner.end();
-    tables.at(-1)!.note = `Full stack: ${fullStack.description}. The ratio is each round's throughput divided by postgres.js's in the same round.`;
+    tables.at(-1)!.note = `Full stack: ${fullStack.description}. Recommended stack without tracing: ${recommendedWithoutTracing.description}. The ratio is each round's throughput divided by postgres.js's in the same round.`;
     return { tables, data };
   },
 };

@@ -121,12 +121,37 @@ export function cancelledError(): Error {
 //   itself: it deletes the cached statement and writes Parse/Describe/Flush (no Sync) at the end
 //   of the wire. With other queries pipelined behind, that is unsafe (see {@link writeQuery});
 // - a query built with `onlyDescribe` deletes the connection's cached statement for its
-//   signature, caches the one it describes, and resolves with it.
+//   signature, caches the one it describes, and resolves with it;
+// - when the socket closes, `closed()` rejects what it still owes (unless the close came with an
+//   error: then only what the socket's 'error' event found — see {@link onConnectionClose}), then
+//   the pool's `onclose(c)` sets `c.reserved = null` and calls `c.onclose(error)` once
+//   (the hook `sql.begin()` uses), before the connection is reconnected for queued work.
 
 /** The postgres.js connection object, as far as pgpilot uses it. */
 export interface PgConnection {
   execute(query: RawQuery): unknown;
   reserved: unknown;
+  onclose?: ((error: unknown) => void) | null;
+}
+
+/**
+ * Call `fn` when postgres.js closes `connection` (the pool's `c.onclose` hook, called once,
+ * synchronously in its close handler, after its own rejections and before the connection is
+ * reconnected for other work). Returns a function that removes the hook if it is still ours.
+ *
+ * Why pgpilot needs it (postgres.js 3.4.9): when the socket fails with an error (EPIPE,
+ * ECONNRESET — how a terminated backend often shows on Linux), the 'error' event rejects the
+ * queries sent so far, but `connection.reserved` stays set until 'close' arrives; a query written
+ * in between is pushed onto the connection's list, and `closed(hadError = true)` rejects nothing.
+ * That query would never settle (or, once the connection reconnects, be resolved with the startup
+ * reply as its result). Queries still owed an answer when this fires are orphans.
+ */
+export function onConnectionClose(connection: PgConnection, fn: (error: unknown) => void): () => void {
+  const hook = (error: unknown) => fn(error);
+  connection.onclose = hook;
+  return () => {
+    if (connection.onclose === hook) connection.onclose = null;
+  };
 }
 
 /** A query after postgres.js built and wrote it. */
@@ -227,6 +252,7 @@ export function checkConnectionInternals(connection: unknown, probe: RawQuery): 
   if (c === undefined || c === null) return "the connection object (onexecute) was not passed";
   if (typeof c.execute !== "function") return "connection.execute is not a function";
   if (typeof c.reserved !== "function") return "connection.reserved is not the reservation's function";
+  if (c.onclose !== undefined && c.onclose !== null && typeof c.onclose !== "function") return "connection.onclose is not a hook";
   const built = probe as BuiltQuery;
   if (typeof built.prepare !== "boolean" || typeof built.prepared !== "boolean") return "query.prepare/prepared are not set by build()";
   if (built.prepare && typeof built.signature !== "string") return "query.signature is not set by build()";

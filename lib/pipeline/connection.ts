@@ -30,6 +30,7 @@ import type { ReservedSql } from "postgres";
 import {
   describeCopy,
   isStaleStatement,
+  onConnectionClose,
   type PgConnection,
   type RawQuery,
   resetForResend,
@@ -38,6 +39,7 @@ import {
   type Written,
 } from "../core/postgres-internals.ts";
 import { reportHookError } from "../shared/diag.ts";
+import { classify } from "../shared/classify.ts";
 
 export type { PgConnection } from "../core/postgres-internals.ts";
 
@@ -77,11 +79,13 @@ export function isPipelineSend(via: ((query: RawQuery) => void) | undefined): bo
 /** The re-describe of a statement is under way. */
 const PENDING = Symbol("pending");
 
-/** A query sent to a connection that is gone: a connection error, so `retry()` may retry reads. */
-function connectionLost(lane: string): Error {
-  return Object.assign(new Error(`lane "${lane}": reserved connection closed before the query was sent`), {
-    code: "CONNECTION_CLOSED",
-  });
+/**
+ * A query sent to a connection that is gone (or that postgres.js closed under it without an
+ * answer, `cause` its error): a connection error, so `retry()` may retry reads.
+ */
+function connectionLost(lane: string, cause?: unknown): Error {
+  const what = cause === undefined ? "closed before the query was sent" : "closed before the query was answered";
+  return Object.assign(new Error(`lane "${lane}": reserved connection ${what}`), { code: "CONNECTION_CLOSED", cause });
 }
 
 /**
@@ -130,6 +134,15 @@ export class ReservedConnection {
    */
   readonly #fresh = new Map<string, unknown>();
   #released = false;
+  /**
+   * Queries written to this connection whose answer has not arrived: the callers' and our own
+   * describes. When postgres.js closes the connection, those still here
+   * are orphans (see `onConnectionClose`) and are rejected as connection errors.
+   */
+  readonly #owed = new Set<RawQuery>();
+  /** A query failed with a connection error, or postgres.js closed it: write nothing more. */
+  #broken = false;
+  readonly #unhook: () => void;
 
   constructor(
     lane: string,
@@ -145,6 +158,7 @@ export class ReservedConnection {
     this.#sql = sql;
     this.#connection = connection;
     this.#token = connection.reserved;
+    this.#unhook = onConnectionClose(connection, (error) => this.#closed(error));
     this.pid = pid;
     this.send = (query) => {
       this.#intercept(query);
@@ -155,7 +169,7 @@ export class ReservedConnection {
 
   /** Still the live connection this reservation holds. */
   get alive(): boolean {
-    return !this.lost && this.#connection.reserved === this.#token;
+    return !this.lost && !this.#broken && this.#connection.reserved === this.#token;
   }
 
   /** Can take another query now without waiting. */
@@ -180,6 +194,7 @@ export class ReservedConnection {
   #write(query: RawQuery): void {
     const written = writeQuery(this.#connection, query);
     if (written === undefined) return; // cancelled before it was written, or rejected by postgres.js
+    this.#owed.add(query);
     if (written.signature !== undefined) this.#bound.set(query, written);
     if (written.blocking) this.#blocking = query;
   }
@@ -189,10 +204,41 @@ export class ReservedConnection {
    * `reject` (captured by pilot) is wrapped so that such a query is written again instead.
    */
   #intercept(query: RawQuery): void {
+    const resolve = query.resolve;
     const reject = query.reject;
-    query.reject = (error) => {
-      if (!this.#resend(query, error)) reject(error);
+    query.resolve = (value) => {
+      this.#owed.delete(query);
+      resolve(value);
     };
+    query.reject = (error) => {
+      if (this.#resend(query, error)) return;
+      this.#owed.delete(query);
+      // Synchronously, inside postgres.js's error handler: the socket failed, and until its
+      // 'close' arrives `connection.reserved` still looks live. Nothing more may be written.
+      if (classify(error) === "connection") this.#broken = true;
+      reject(error);
+    };
+  }
+
+  /**
+   * postgres.js closed the connection (its close handler, after its own rejections): what is
+   * still owed an answer never gets one from it. Those queries may have run, so they fail as
+   * connection errors (`retry()` may retry reads); the ones not written yet go to the pool.
+   */
+  #closed(error: unknown): void {
+    this.#broken = true;
+    // Runs inside postgres.js's close handler: a throw would keep it from reconnecting for the
+    // pool's queued queries. The queries not written yet go to the pool afterwards: sent from in
+    // here, the pool would hand one to this very connection, which it is about to reconnect.
+    try {
+      for (const query of [...this.#owed]) {
+        this.#owed.delete(query);
+        query.reject(connectionLost(this.#lane, error));
+      }
+    } catch (thrown) {
+      reportHookError("adaptive.closed", thrown);
+    }
+    queueMicrotask(() => this.failDeferred());
   }
 
   /** Write a query again that the server refused before running it. False: let it fail. */
@@ -231,6 +277,7 @@ export class ReservedConnection {
     this.#fresh.set(signature, PENDING);
     this.internal++;
     const done = (ok: boolean) => {
+      this.#owed.delete(copy);
       if (ok) this.#fresh.set(signature, statementOf(copy));
       else this.#fresh.delete(signature);
       this.internal--;
@@ -275,6 +322,7 @@ export class ReservedConnection {
    * our own has nothing to do elsewhere.
    */
   #reroute(query: RawQuery): void {
+    this.#owed.delete(query);
     if (query.cancelled) return;
     if (this.#describes.has(query) || this.#fallback === undefined) query.reject(connectionLost(this.#lane));
     else this.#fallback(query);
@@ -287,6 +335,7 @@ export class ReservedConnection {
   release(): void {
     if (this.#released) return;
     this.#released = true;
+    this.#unhook();
     if (this.#connection.reserved !== this.#token) return;
     try {
       this.#sql.release();

@@ -14,8 +14,11 @@ test("10,000 pipelined calls under ALTER … TYPE flips, errors mid-pipeline, ca
     .toEqual({ unsettled: 0, swapped: 0, lost: 0, examples: [] });
 }, 120_000);
 
-// Open (issue 12): with pg_terminate_backend of reserved connections mixed in, seed 134337814
-// stalled the lane: the pipeline had lost all its connections (5 lost, 1 failed reservation)
-// and 30 calls on the pool path went unanswered with no backend active, settling only by
-// deadline. Terminates alone: all settle, but with ~10 s stalls.
-test.todo("the same with pg_terminate_backend of reserved connections mixed in (seed 134337814 stalls)");
+// Open (issue 12): with pg_terminate_backend of reserved connections mixed in, every call settles
+// with its own answer, but calls can still wait up to the 30 s deadline: postgres.js 3.4.9 leaves
+// a connection that closed with a write buffered unable to send its startup message after the
+// reconnect (stuck "connecting" until connect_timeout), and Bun 1.3.5 sometimes never reports the
+// close of a terminated backend's socket (docs/adaptive.md, Known defect). pgpilot's own part —
+// writes after a socket error, queries owed when postgres.js closes the connection — is fixed.
+// The long run with terminates: `bun bench/pipeline-stress.ts --faults terminate --fault-every 100`.
+test.todo("the same with pg_terminate_backend of reserved connections mixed in (stalls inside postgres.js 3.4.9 / Bun 1.3.5)");

@@ -9,6 +9,7 @@ import type { RawQuery } from "../../lib/core/postgres-internals.ts";
 
 interface FakeConnection {
   reserved: unknown;
+  onclose?: ((error: unknown) => void) | null;
   written: FakeQuery[];
   execute(query: FakeQuery): boolean;
 }
@@ -156,6 +157,43 @@ describe("Pipeline", () => {
     const late = query("late");
     connection.send(late);
     expect((late.error as { code?: string }).code).toBe("CONNECTION_CLOSED");
+  });
+
+  test("a query failing with a connection error stops writes to its connection at once, before the pipeline hears of it", async () => {
+    const { pipeline, reservations } = setup({ depth: 4, maxConnections: 1 });
+    pipeline.pick(1, 0, 0);
+    await settleReservations();
+    const connection = pipeline.pick(1, 0, 0)!;
+    const first = query("first");
+    connection.send(first);
+    // postgres.js's socket 'error' handler rejects what was sent; connection.reserved stays set
+    // until the socket's 'close'.
+    first.reject(Object.assign(new Error("write EPIPE"), { code: "EPIPE" }));
+    expect(connection.alive).toBe(false);
+    const next = query("next");
+    connection.send(next);
+    expect(reservations[0]!.connection.written.map((q) => q.name)).toEqual(["first"]);
+    expect((next.error as { code?: string }).code).toBe("CONNECTION_CLOSED");
+  });
+
+  test("queries still owed an answer when postgres.js closes the connection fail as connection errors", async () => {
+    const { pipeline, reservations } = setup({ depth: 4, maxConnections: 1 });
+    pipeline.pick(1, 0, 0);
+    await settleReservations();
+    const connection = pipeline.pick(1, 0, 0)!;
+    const owed = [query("a"), query("b")];
+    for (const q of owed) connection.send(q);
+    const answered = query("c");
+    connection.send(answered);
+    answered.reject(Object.assign(new Error("division by zero"), { code: "22012" }));
+    // postgres.js's close handler after a socket error rejects nothing more (closed(hadError)),
+    // then the pool's onclose clears `reserved` and calls the connection's onclose hook.
+    const fake = reservations[0]!.connection;
+    fake.reserved = null;
+    fake.onclose?.(Object.assign(new Error("closed"), { code: "CONNECTION_CLOSED" }));
+    expect(owed.map((q) => (q.error as { code?: string } | undefined)?.code)).toEqual(["CONNECTION_CLOSED", "CONNECTION_CLOSED"]);
+    expect((answered.error as { code?: string }).code).toBe("22012");
+    expect(connection.alive).toBe(false);
   });
 
   test("a connection postgres.js closed while idle is dropped at the next pick, without a release", async () => {

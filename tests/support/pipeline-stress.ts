@@ -48,6 +48,8 @@ export interface StressTotals {
   acknowledgedInserts: number;
   faults: Record<string, number>;
   resent: number;
+  /** Longest time a call took to settle (ms): reported, never asserted. */
+  slowestMs: number;
   examples: string[];
 }
 
@@ -88,6 +90,7 @@ export async function runStress(options: StressOptions): Promise<StressTotals> {
     acknowledgedInserts: 0,
     faults: {},
     resent: 0,
+    slowestMs: 0,
     examples: [],
   };
   const suffix = `${seed.toString(36)}_${Math.floor(Math.random() * 1e6).toString(36)}`;
@@ -159,6 +162,7 @@ export async function runStress(options: StressOptions): Promise<StressTotals> {
     if (controller !== undefined) setTimeout(() => controller!.abort(new Error("aborted by the stress test")), delay);
     else if (interrupt > 0.98) setTimeout(() => query.cancel(), delay);
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const began = performance.now();
     const bound = new Promise<"unsettled">((resolve) => (timer = setTimeout(() => resolve("unsettled"), settleMs + 5_000)));
     const outcome = await Promise.race([
       query.then((rows: unknown) => ({ rows }), (error: unknown) => ({ error })),
@@ -166,6 +170,8 @@ export async function runStress(options: StressOptions): Promise<StressTotals> {
     ]);
     clearTimeout(timer);
     totals.calls++;
+    const took = performance.now() - began;
+    if (took > totals.slowestMs) totals.slowestMs = took;
     if (outcome === "unsettled") {
       totals.unsettled++;
       if (totals.examples.length < 10) totals.examples.push(`unsettled: call ${marker}`);
@@ -237,7 +243,7 @@ export async function runStress(options: StressOptions): Promise<StressTotals> {
   log(
     `pipeline stress: seed ${seed}, ${totals.calls} calls in ${Math.round(performance.now() - started)} ms: ` +
       `${totals.ok} ok, unsettled ${totals.unsettled}, swapped ${totals.swapped}, lost ${totals.lost} ` +
-      `(of ${totals.acknowledgedInserts} acknowledged inserts), resent ${totals.resent}, ` +
+      `(of ${totals.acknowledgedInserts} acknowledged inserts), resent ${totals.resent}, slowest call ${Math.round(totals.slowestMs)} ms, ` +
       `errors ${JSON.stringify(totals.errors)}, faults ${JSON.stringify(totals.faults)}` +
       (totals.examples.length > 0 ? `\n  ${totals.examples.join("\n  ")}` : ""),
   );
