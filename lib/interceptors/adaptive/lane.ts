@@ -302,27 +302,14 @@ export class AdaptiveLane implements LaneGauges {
     return this.#refusedLastInterval + this.#refusedThisInterval;
   }
 
-  limit(): number {
-    return this.limiter.limit;
-  }
-  queued(): number {
-    return this.limiter.pending;
-  }
-  loadFactor(): number {
-    return this.#snapshot?.loadFactor ?? 0;
-  }
-  arrivalRate(): number {
-    return this.#snapshot?.arrivalRate ?? 0;
-  }
-  forecast(): number {
-    return this.#forecaster.forecast();
-  }
-  neededConnections(): number {
-    return this.#plan.needed;
-  }
-  eventLoopLagMs(): number {
-    return this.#snapshot?.eventLoopLagMs ?? 0;
-  }
+  // The gauges (LaneGauges) metrics read at collection.
+  limit = (): number => this.limiter.limit;
+  queued = (): number => this.limiter.pending;
+  loadFactor = (): number => this.#snapshot?.loadFactor ?? 0;
+  arrivalRate = (): number => this.#snapshot?.arrivalRate ?? 0;
+  forecast = (): number => this.#forecaster.forecast();
+  neededConnections = (): number => this.#plan.needed;
+  eventLoopLagMs = (): number => this.#snapshot?.eventLoopLagMs ?? 0;
 
   /** This lane's section of `stats()`. */
   stats(): AdaptiveLaneStats {
