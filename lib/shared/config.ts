@@ -33,7 +33,8 @@ export function parseOptions<const Schema extends v.GenericSchema>(
       message: `${what} a plain object ({ … }), got ${kindOf(notPlain.value)}`,
     }]);
   }
-  const result = v.safeParse(schema, input ?? {});
+  // One message per field: the first rule it broke ("must be an integer", not also "must be >= 16").
+  const result = v.safeParse(schema, input ?? {}, { abortPipeEarly: true });
   if (!result.success) throw ConfigError.fromIssues(scope, result.issues, schema);
   return result.output;
 }
