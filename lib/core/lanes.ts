@@ -5,6 +5,7 @@
  */
 import postgres, { type Sql } from "postgres";
 import { markUnreachable } from "../shared/classify.ts";
+import { isPlainObject } from "../shared/config.ts";
 import { ConfigError, PilotError } from "../shared/errors.ts";
 import type { LaneInfo } from "./interceptor.ts";
 import type { RawQuery } from "./postgres-internals.ts";
@@ -37,6 +38,13 @@ export function isSql(value: unknown): value is Sql<any> {
  * come from a query that is created and never run: postgres.js hands them to every query.
  */
 export function createLanes(target: Sql<any> | Record<string, Sql<any>>, defaultName: string): Map<string, Lane> {
+  if (!isSql(target) && !isPlainObject(target)) {
+    const got = target === null ? "null" : Array.isArray(target) ? "an array" : typeof target;
+    throw new ConfigError("pilot", [{
+      path: "sql",
+      message: `the first argument must be a postgres.js sql or an object of them ({ primary: sql, … }), got ${got}`,
+    }]);
+  }
   const entries: [string, Sql<any>][] = isSql(target) ? [[defaultName, target]] : Object.entries(target);
   if (entries.length === 0) throw new ConfigError("pilot", [{ path: "lanes", message: "at least one lane is required" }]);
   const lanes = new Map<string, Lane>();

@@ -324,6 +324,6 @@ export interface CallScope {
   readonly lane?: string;
   /** Abort the operation (waiting or running) when this signal aborts. */
   readonly signal?: AbortSignal;
-  /** Time budget for each operation, queue wait included (used by `deadline()`). */
+  /** Time budget for each operation, queue wait included (used by `deadline()`); ms, at most 2^31−1. */
   readonly timeoutMs?: number;
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import * as v from "valibot";
-import { parseOptions } from "../shared/config.ts";
+import { durationMs, parseOptions } from "../shared/config.ts";
 import { ConfigError } from "../shared/errors.ts";
 import type { Interceptor } from "./interceptor.ts";
 import type { CallScope } from "./operation.ts";
@@ -13,7 +13,7 @@ import type { CallScope } from "./operation.ts";
 const SCOPE = v.strictObject({
   lane: v.optional(v.string()),
   signal: v.optional(v.instance(AbortSignal)),
-  timeoutMs: v.optional(v.pipe(v.number(), v.finite(), v.gtValue(0))),
+  timeoutMs: v.optional(durationMs(0, { exclusive: true })),
 });
 
 /** Checks call scopes for one pilot: its lanes and its chain. */

@@ -10,7 +10,7 @@ import type { LimitAlgorithm, LimitSample } from "./algorithm.ts";
 export interface AimdOptions {
   /** Multiply the limit by this on a bad window, 0 < backoff < 1. Default 0.9. */
   backoffRatio?: number;
-  /** A window whose mean RTT exceeds this is bad (ms). Default 200. */
+  /** A window whose mean RTT exceeds this is bad (ms, at most 2^31−1). Default 200. */
   latencyThresholdMs?: number;
 }
 

@@ -13,7 +13,7 @@ export interface GradientOptions {
   tolerance?: number;
   /** Weight of the new target in the smoothed limit, 0 < smoothing ≤ 1. Default 0.2. */
   smoothing?: number;
-  /** Windows the long-term RTT averages over (exponential). Default 600. */
+  /** Windows the long-term RTT averages over (exponential), 1 to 1 000 000. Default 600. */
   longWindow?: number;
   /** Growth cap per window: the next limit is at most `limit × growthFactor`. Default 1.8. */
   growthFactor?: number;

@@ -14,7 +14,7 @@
 import type { MeterProvider } from "@opentelemetry/api";
 import { Listeners, type Subscription } from "../../shared/listeners.ts";
 import * as v from "valibot";
-import { atLeast, integerAtLeast, METER_PROVIDER, parseOptions } from "../../shared/config.ts";
+import { boundedInteger, durationMs, METER_PROVIDER, parseOptions } from "../../shared/config.ts";
 import { ConfigError, PilotError } from "../../shared/errors.ts";
 import type { HealthReport, Interceptor, Next, PilotContext } from "../../core/interceptor.ts";
 import { poolSendOf } from "../../core/lanes.ts";
@@ -36,20 +36,23 @@ import type { AbortSource } from "./limiter.ts";
  */
 const DEFAULT_PIPELINE_DEPTH = 0;
 
+/** Highest `min`/`max`/`initial` accepted (a limit is capped by the pool's `max` anyway). */
+const MAX_LIMIT = 100_000;
+
 const fraction = v.pipe(v.number(), v.finite(), v.gtValue(0), v.maxValue(1));
-const positiveOrInfinite = v.pipe(v.number(), v.gtValue(0));
 
 const OPTIONS = v.strictObject({
   algorithm: v.optional(ALGORITHM, "gradient"),
-  min: v.optional(integerAtLeast(1)),
-  max: v.optional(integerAtLeast(1)),
-  initial: v.optional(integerAtLeast(1)),
-  pipelineDepth: v.optional(integerAtLeast(0), DEFAULT_PIPELINE_DEPTH),
-  queueTimeoutMs: v.optional(positiveOrInfinite, 30_000),
-  maxQueue: v.optional(v.union([integerAtLeast(0), v.literal(Infinity)]), 1000),
-  windowMs: v.optional(atLeast(1), 100),
-  intervalMs: v.optional(atLeast(10), 1000),
-  horizonMs: v.optional(atLeast(0), 3000),
+  min: v.optional(boundedInteger(1, MAX_LIMIT)),
+  max: v.optional(boundedInteger(1, MAX_LIMIT)),
+  initial: v.optional(boundedInteger(1, MAX_LIMIT)),
+  pipelineDepth: v.optional(boundedInteger(0, 1024), DEFAULT_PIPELINE_DEPTH),
+  // Infinity stays allowed (documented); the limiter never arms a timer for it.
+  queueTimeoutMs: v.optional(v.union([durationMs(0, { exclusive: true }), v.literal(Infinity)]), 30_000),
+  maxQueue: v.optional(v.union([boundedInteger(0, 10_000_000), v.literal(Infinity)]), 1000),
+  windowMs: v.optional(durationMs(1, { max: 3_600_000 }), 100),
+  intervalMs: v.optional(durationMs(10, { max: 3_600_000 }), 1000),
+  horizonMs: v.optional(durationMs(0, { max: 86_400_000 }), 3000),
   targetUtilization: v.optional(fraction, 0.7),
   prewarm: v.optional(v.boolean(), true),
   forecast: v.optional(v.strictObject({ alpha: v.optional(fraction, 0.8), beta: v.optional(fraction, 0.5) }), {}),
@@ -64,30 +67,36 @@ export interface AdaptiveOptions {
    * `fixed()` — or a strategy's name for its defaults.
    */
   algorithm?: LimitStrategy | "gradient" | "vegas" | "aimd" | "fixed";
-  /** Lowest limit. Default 1. */
+  /** Lowest limit, 1 to 100 000. Default 1. */
   min?: number;
   /**
-   * Highest limit (operations in flight). Default and cap: the lane's
+   * Highest limit (operations in flight), at most 100 000. Default and cap: the lane's
    * postgres.js `max`, or when pipelining, the reservable connections × `pipelineDepth`.
    */
   max?: number;
-  /** Limit at the start. Default: `max`. */
+  /** Limit at the start, at most 100 000. Default: `max`. */
   initial?: number;
   /**
    * Queries in flight per reserved connection: plain statements are pipelined onto up to
    * 4/5 of the pool's connections, reserved on demand (16 measured best). Default 0: off, because
-   * a plan invalidated by a schema change hangs pipelined callers (docs/adaptive.md).
+   * a plan invalidated by a schema change hangs pipelined callers (docs/adaptive.md). At most 1024.
    */
   pipelineDepth?: number;
-  /** Longest wait for a permit, ms; `Infinity` waits forever. Default 30 000. */
+  /**
+   * Longest wait for a permit, ms, at most 2^31−1 (what a timer can hold); `Infinity` waits
+   * forever (no timer is armed). Default 30 000.
+   */
   queueTimeoutMs?: number;
-  /** Most waiters per lane; beyond, calls fail at once with `PoolSaturatedError`. Default 1000. */
+  /**
+   * Most waiters per lane, at most 10 000 000 or `Infinity`; beyond, calls fail at once with
+   * `PoolSaturatedError`. Default 1000.
+   */
   maxQueue?: number;
-  /** Shortest sampling window of the limit algorithm, ms (it also needs 10 query samples). Default 100. */
+  /** Shortest sampling window of the limit algorithm, ms (it also needs 10 query samples), 1 to 3 600 000 (1 h). Default 100. */
   windowMs?: number;
-  /** Load monitor interval, ms. Default 1000. */
+  /** Load monitor interval, ms, 10 to 3 600 000 (1 h). Default 1000. */
   intervalMs?: number;
-  /** How far ahead the arrival rate is forecast, ms (rounded to whole intervals, at least one). Default 3000. */
+  /** How far ahead the arrival rate is forecast, ms (rounded to whole intervals, at least one), at most 86 400 000 (1 day). Default 3000. */
   horizonMs?: number;
   /** Little's-law target utilization for pre-warming, 0 < u ≤ 1. Default 0.7. */
   targetUtilization?: number;

@@ -5,7 +5,7 @@
  * @module
  */
 import * as v from "valibot";
-import { atLeast, integerAtLeast, parseOptions } from "../../shared/config.ts";
+import { atLeast, boundedInteger, durationMs, parseOptions } from "../../shared/config.ts";
 import { type AimdOptions, aimdLimit } from "./aimd.ts";
 import type { LimitAlgorithm } from "./algorithm.ts";
 import { fixedLimit } from "./fixed.ts";
@@ -29,15 +29,15 @@ const GRADIENT = v.strictObject({
   growthFactor: v.optional(growthFactor),
   smoothing: v.optional(fraction),
   tolerance: v.optional(atLeast(1)),
-  longWindow: v.optional(integerAtLeast(1)),
+  longWindow: v.optional(boundedInteger(1, 1_000_000)),
 });
 const VEGAS = v.strictObject({
   growthFactor: v.optional(growthFactor),
-  probeEvery: v.optional(integerAtLeast(1)),
+  probeEvery: v.optional(boundedInteger(1, 1_000_000)),
 });
 const AIMD = v.strictObject({
   backoffRatio: v.optional(v.pipe(v.number(), v.gtValue(0), v.ltValue(1))),
-  latencyThresholdMs: v.optional(v.pipe(v.number(), v.finite(), v.gtValue(0))),
+  latencyThresholdMs: v.optional(durationMs(0, { exclusive: true })),
 });
 
 /**

@@ -11,7 +11,7 @@ import type { LimitAlgorithm, LimitSample } from "./algorithm.ts";
 export interface VegasOptions {
   /** Growth cap per window: the next limit is at most `limit × growthFactor`. Default 1.8. */
   growthFactor?: number;
-  /** Re-learn the no-load RTT every this many windows (the server may have become slower for good). Default 1000. */
+  /** Re-learn the no-load RTT every this many windows (the server may have become slower for good), 1 to 1 000 000. Default 1000. */
   probeEvery?: number;
 }
 

@@ -5,7 +5,7 @@
  */
 import type { MeterProvider } from "@opentelemetry/api";
 import * as v from "valibot";
-import { atLeast, integerAtLeast, parseOptions, METER_PROVIDER } from "../../shared/config.ts";
+import { boundedInteger, durationMs, parseOptions, METER_PROVIDER } from "../../shared/config.ts";
 import { ConfigError } from "../../shared/errors.ts";
 import type { LaneInfo } from "../../core/interceptor.ts";
 
@@ -18,17 +18,20 @@ export interface AffinityOptions {
   reads?: string | string[];
   /** Lane for learned-slow patterns (analytics). Default: none (learned affinity off). */
   slow?: string;
-  /** A pattern whose p95 over a window exceeds this moves to the `slow` lane. Default 500. */
+  /** A pattern whose p95 over a window exceeds this (ms, 1 to 2^31−1) moves to the `slow` lane. Default 500. */
   slowMs?: number;
-  /** A slow pattern whose p95 over a window falls below this moves back. Default `slowMs / 2`. */
+  /** A slow pattern whose p95 over a window falls below this (ms, ≤ `slowMs`) moves back. Default `slowMs / 2`. */
   recoverMs?: number;
-  /** Executions per evaluation window (and before a pattern can move). Default 20. */
+  /**
+   * Executions per evaluation window (and before a pattern can move), 1 to 10 000 (each pattern
+   * keeps a window this long). Default 20.
+   */
   minSamples?: number;
-  /** Most patterns tracked at once. Default 1000. */
+  /** Most patterns tracked at once, 1 to 100 000. Default 1000. */
   maxPatterns?: number;
-  /** After a write to a table, reads touching it go to the primary for this long. Default 1000; 0 turns it off. */
+  /** After a write to a table, reads touching it go to the primary for this long (ms, at most 2^31−1). Default 1000; 0 turns it off. */
   readYourWritesMs?: number;
-  /** Most recently written tables remembered at once. Default 10000. */
+  /** Most recently written tables remembered at once, 1 to 1 000 000. Default 10000. */
   maxWrittenTables?: number;
   /** Meter provider for `pgpilot.affinity.*` metrics. Default: the global one. */
   meterProvider?: MeterProvider;
@@ -52,12 +55,12 @@ const LANE_NAME = v.pipe(v.string(), v.minLength(1));
 const SCHEMA = v.strictObject({
   reads: v.optional(v.union([LANE_NAME, v.array(LANE_NAME)])),
   slow: v.optional(LANE_NAME),
-  slowMs: v.optional(atLeast(1), 500),
-  recoverMs: v.optional(atLeast(0)),
-  minSamples: v.optional(integerAtLeast(1), 20),
-  maxPatterns: v.optional(integerAtLeast(1), 1000),
-  readYourWritesMs: v.optional(atLeast(0), 1000),
-  maxWrittenTables: v.optional(integerAtLeast(1), 10_000),
+  slowMs: v.optional(durationMs(1), 500),
+  recoverMs: v.optional(durationMs(0)),
+  minSamples: v.optional(boundedInteger(1, 10_000), 20),
+  maxPatterns: v.optional(boundedInteger(1, 100_000), 1000),
+  readYourWritesMs: v.optional(durationMs(0), 1000),
+  maxWrittenTables: v.optional(boundedInteger(1, 1_000_000), 10_000),
   meterProvider: v.optional(METER_PROVIDER),
 });
 

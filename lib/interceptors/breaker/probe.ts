@@ -12,6 +12,7 @@
  * @module
  */
 import { classify } from "../../shared/classify.ts";
+import { MAX_TIMER_MS } from "../../shared/config.ts";
 import { type Circuit, REJECTED } from "./circuit.ts";
 import type { CountedCategory } from "../../shared/failure-window.ts";
 
@@ -49,7 +50,8 @@ export class ActiveProbe {
   schedule(): void {
     if (this.#closed) return;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#run(), this.#circuit.retryAfterMs());
+    // A restored `until` may lie further ahead than a timer can wait: wake at the cap, re-check.
+    this.#timer = setTimeout(() => void this.#run(), Math.min(this.#circuit.retryAfterMs(), MAX_TIMER_MS));
     // A pending probe must not keep a process alive that has nothing else to do.
     (this.#timer as { unref?: () => void }).unref?.();
   }

@@ -11,7 +11,7 @@
  * @module
  */
 import * as v from "valibot";
-import { parseOptions } from "../../shared/config.ts";
+import { durationMs, parseOptions } from "../../shared/config.ts";
 import { DeadlineExceededError, isPilotError } from "../../shared/errors.ts";
 import type { Interceptor } from "../../core/interceptor.ts";
 import type { Operation } from "../../core/operation.ts";
@@ -21,7 +21,7 @@ import { type Subscription, Listeners } from "../../shared/listeners.ts";
 export interface DeadlineOptions {
   /**
    * Budget of every operation in milliseconds, queue wait and retries included. A call overrides
-   * it with `sql.with({ timeoutMs })`. Default 30 000.
+   * it with `sql.with({ timeoutMs })`. At most 2^31−1 ms (what a timer can hold). Default 30 000.
    */
   timeoutMs?: number;
 }
@@ -49,7 +49,7 @@ export interface DeadlineInterceptor extends Interceptor {
 }
 
 const OPTIONS = v.strictObject({
-  timeoutMs: v.optional(v.pipe(v.number(), v.finite(), v.gtValue(0)), 30_000),
+  timeoutMs: v.optional(durationMs(0, { exclusive: true }), 30_000),
 });
 
 /**

@@ -10,7 +10,7 @@ import type { LaneUsage } from "./pool-accounting.ts";
 
 /** Thresholds of the vote (`monitor({ health })`). */
 export interface HealthThresholds {
-  /** p95 latency over the window above this (ms) → degraded. */
+  /** p95 latency over the window above this (ms, at most 2^31−1) → degraded. */
   latencyMs: number;
   /** Share of failed operations over the window at or above this → degraded. */
   errorRateDegraded: number;
@@ -18,7 +18,7 @@ export interface HealthThresholds {
   errorRateFailed: number;
   /** Share of a lane's connections in use at or above this, with work waiting → degraded. */
   utilizationDegraded: number;
-  /** Fewer operations than this in the window: no vote on error rate or latency (too few to judge). */
+  /** Fewer operations than this in the window: no vote on error rate or latency (too few to judge); 1 to 1 000 000. */
   minCalls: number;
   /**
    * This many operations in a row failed on a lane, with no success between them → failed,

@@ -5,21 +5,21 @@
  */
 import type { MeterProvider } from "@opentelemetry/api";
 import * as v from "valibot";
-import { atLeast, integerAtLeast, parseOptions, METER_PROVIDER } from "../../shared/config.ts";
+import { boundedInteger, durationMs, parseOptions, METER_PROVIDER } from "../../shared/config.ts";
 import type { PgpilotMetricProducer } from "../../telemetry/metric-producer.ts";
 import type { HealthThresholds } from "./health.ts";
 
 /** Options of `monitor()`. Every field is optional; defaults are in the comments. */
 export interface MonitorOptions {
-  /** A query taking at least this long (ms) is slow. Default 150. */
+  /** A query taking at least this long (ms, 0 to 2^31−1) is slow. Default 150. */
   slowQueryMs?: number;
-  /** Most query patterns (fingerprints) kept in per-pattern stats. Default 1000. */
+  /** Most query patterns (fingerprints) kept in per-pattern stats, 1 to 100 000. Default 1000. */
   maxPatterns?: number;
-  /** How many patterns `stats()` lists (heaviest by total time). Default 10. */
+  /** How many patterns `stats()` lists (heaviest by total time), 0 to 1000. Default 10. */
   topPatterns?: number;
-  /** Length of the sliding window for rates, recent percentiles and health, in seconds. Default 60. */
+  /** Length of the sliding window for rates, recent percentiles and health, in seconds, 1 to 3600. Default 60. */
   windowSeconds?: number;
-  /** Bound on distinct metric attribute sets (label sets) with a table name. Default 500. */
+  /** Bound on distinct metric attribute sets (label sets) with a table name, 1 to 100 000. Default 500. */
   maxAttributeSets?: number;
   /** Thresholds of the health vote. */
   health?: Partial<HealthThresholds>;
@@ -53,12 +53,12 @@ const share = v.pipe(v.number(), v.finite(), v.minValue(0), v.maxValue(1));
 
 const HEALTH = v.pipe(
   v.strictObject({
-    latencyMs: v.optional(v.pipe(v.number(), v.finite(), v.gtValue(0)), 200),
+    latencyMs: v.optional(durationMs(0, { exclusive: true }), 200),
     errorRateDegraded: v.optional(share, 0.05),
     errorRateFailed: v.optional(share, 0.5),
     utilizationDegraded: v.optional(share, 0.85),
-    minCalls: v.optional(integerAtLeast(1), 20),
-    failingStreak: v.optional(v.pipe(integerAtLeast(1), v.maxValue(1_000_000)), 5),
+    minCalls: v.optional(boundedInteger(1, 1_000_000), 20),
+    failingStreak: v.optional(boundedInteger(1, 1_000_000), 5),
   }),
   v.check(
     (health) => health.errorRateDegraded <= health.errorRateFailed,
@@ -75,11 +75,11 @@ const METRIC_PRODUCER = v.custom<PgpilotMetricProducer>(
 );
 
 const OPTIONS = v.strictObject({
-  slowQueryMs: v.optional(atLeast(0), 150),
-  maxPatterns: v.optional(integerAtLeast(1), 1000),
-  topPatterns: v.optional(integerAtLeast(0), 10),
-  windowSeconds: v.optional(v.pipe(integerAtLeast(1), v.maxValue(3600)), 60),
-  maxAttributeSets: v.optional(integerAtLeast(1), 500),
+  slowQueryMs: v.optional(durationMs(0), 150),
+  maxPatterns: v.optional(boundedInteger(1, 100_000), 1000),
+  topPatterns: v.optional(boundedInteger(0, 1000), 10),
+  windowSeconds: v.optional(boundedInteger(1, 3600), 60),
+  maxAttributeSets: v.optional(boundedInteger(1, 100_000), 500),
   health: v.optional(HEALTH, {}),
   meterProvider: v.optional(METER_PROVIDER),
   metricProducer: v.optional(v.union([v.literal(false), METRIC_PRODUCER])),

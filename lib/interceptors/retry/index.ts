@@ -17,7 +17,7 @@
 import type { Attributes, Counter, MeterProvider } from "@opentelemetry/api";
 import * as v from "valibot";
 import { classify, errorCode } from "../../shared/classify.ts";
-import { integerAtLeast, parseOptions, METER_PROVIDER } from "../../shared/config.ts";
+import { boundedInteger, durationMs, parseOptions, METER_PROVIDER } from "../../shared/config.ts";
 import { ConfigError, isPilotError } from "../../shared/errors.ts";
 import type { Interceptor, Next, PilotContext } from "../../core/interceptor.ts";
 import type { Operation } from "../../core/operation.ts";
@@ -31,11 +31,11 @@ import { type Subscription, Listeners } from "../../shared/listeners.ts";
 
 /** Options of `retry()`. */
 export interface RetryOptions {
-  /** Most attempts per operation, the first included. Default 3. */
+  /** Most attempts per operation, the first included, 1 to 100. Default 3. */
   maxAttempts?: number;
-  /** Delay before the first retry; doubles per retry, half of it random. Default 20 ms. */
+  /** Delay before the first retry; doubles per retry, half of it random; 0 to 3 600 000 ms (1 h). Default 20 ms. */
   baseDelayMs?: number;
-  /** Cap of any delay. Default 1 000 ms. */
+  /** Cap of any delay, 0 to 3 600 000 ms (1 h). Default 1 000 ms. */
   maxDelayMs?: number;
   /** Retry whole transactions on 40001 / 40P01. Default true. */
   transactions?: boolean;
@@ -86,9 +86,9 @@ export interface RetryInterceptor extends Interceptor {
 
 
 const SCHEMA = v.strictObject({
-  maxAttempts: v.optional(integerAtLeast(1), 3),
-  baseDelayMs: v.optional(v.pipe(v.number(), v.finite(), v.minValue(0)), 20),
-  maxDelayMs: v.optional(v.pipe(v.number(), v.finite(), v.minValue(0)), 1_000),
+  maxAttempts: v.optional(boundedInteger(1, 100), 3),
+  baseDelayMs: v.optional(durationMs(0, { max: 3_600_000 }), 20),
+  maxDelayMs: v.optional(durationMs(0, { max: 3_600_000 }), 1_000),
   transactions: v.optional(v.boolean(), true),
   reads: v.optional(v.boolean(), true),
   meterProvider: v.optional(METER_PROVIDER),

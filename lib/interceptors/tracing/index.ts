@@ -27,7 +27,7 @@ import {
   type TracerProvider,
 } from "@opentelemetry/api";
 import * as v from "valibot";
-import { integerAtLeast, parseOptions, TRACER_PROVIDER } from "../../shared/config.ts";
+import { boundedInteger, parseOptions, TRACER_PROVIDER } from "../../shared/config.ts";
 import type { Interceptor, LaneInfo, Next, PilotContext } from "../../core/interceptor.ts";
 import type { Operation, OperationAnalysis } from "../../core/operation.ts";
 import { reportHookError } from "../../shared/diag.ts";
@@ -53,9 +53,9 @@ export interface TracingOptions {
    * `unsafe(…, { prepare: true })` are left alone (see docs/observability.md).
    */
   sqlCommenter?: boolean;
-  /** `db.query.text` longer than this is cut (with `…`). Default 2048. */
+  /** `db.query.text` longer than this is cut (with `…`), 16 to 1 000 000. Default 2048. */
   maxQueryTextLength?: number;
-  /** Longest parameter value recorded with `captureParameters`. Default 256. */
+  /** Longest parameter value recorded with `captureParameters`, 1 to 1 000 000. Default 256. */
   maxParameterLength?: number;
 }
 
@@ -74,8 +74,8 @@ const OPTIONS = v.strictObject({
   requireParentSpan: v.optional(v.boolean(), false),
   captureParameters: v.optional(v.boolean(), false),
   sqlCommenter: v.optional(v.boolean(), false),
-  maxQueryTextLength: v.optional(integerAtLeast(16), 2048),
-  maxParameterLength: v.optional(integerAtLeast(1), 256),
+  maxQueryTextLength: v.optional(boundedInteger(16, 1_000_000), 2048),
+  maxParameterLength: v.optional(boundedInteger(1, 1_000_000), 256),
 });
 
 /** Name and start attributes of a span, cached per analysis (for the lane it ran on last). */

@@ -141,14 +141,14 @@ describe("retry", () => {
       },
     };
     const sql = pilot(postgres(testUrl(), { max: 2, onnotice: () => {} }), {
-      interceptors: [deadline({ timeoutMs: 300 }), retry({ maxAttempts: 1_000, baseDelayMs: 10, maxDelayMs: 10 }), inner, lost],
+      interceptors: [deadline({ timeoutMs: 300 }), retry({ maxAttempts: 100, baseDelayMs: 10, maxDelayMs: 10 }), inner, lost],
     });
     try {
       const error = await sql`select 1`.catch((e) => e);
       expect(error).toBeInstanceOf(DeadlineExceededError);
       const attempts = inner.seen.length;
       expect(attempts).toBeGreaterThan(1);
-      expect(attempts).toBeLessThan(1_000);
+      expect(attempts).toBeLessThan(100);
       // At most the attempt already under way when the deadline expired follows.
       await until(() => inner.open === 0, { message: "the last attempt to settle", timeoutMs: 5_000 });
       await Bun.sleep(100);
