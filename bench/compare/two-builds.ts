@@ -67,12 +67,14 @@ async function measure(make: (url: string) => { sql: any; end: () => Promise<voi
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 try {
-  for (const workers of [10, 50]) {
+  // WORKERS=50 ONLY="full stack" narrows a run (a quick bisect).
+  const only = process.env.ONLY;
+  for (const workers of (process.env.WORKERS ?? "10,50").split(",").map(Number)) {
     const ratios: Record<string, number[]> = {};
     for (let round = 0; round < rounds; round++) {
       const raw = await measure(variants.raw!, workers, 1500);
       for (const [name, make] of Object.entries(variants)) {
-        if (name === "raw") continue;
+        if (name === "raw" || (only !== undefined && !name.includes(only))) continue;
         (ratios[name] ??= []).push((await measure(make, workers, 1500)) / raw);
       }
     }

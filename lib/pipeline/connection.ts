@@ -139,7 +139,8 @@ export class ReservedConnection {
    * describes. When postgres.js closes the connection, those still here
    * are orphans (see `onConnectionClose`) and are rejected as connection errors.
    */
-  readonly #owed = new Set<RawQuery>();
+  // An array, not a Set (hashing a fresh query per call costs µs): answers come in write order.
+  readonly #owed: RawQuery[] = [];
   /** A query failed with a connection error, or postgres.js closed it: write nothing more. */
   #broken = false;
   readonly #unhook: () => void;
@@ -194,7 +195,7 @@ export class ReservedConnection {
   #write(query: RawQuery): void {
     const written = writeQuery(this.#connection, query);
     if (written === undefined) return; // cancelled before it was written, or rejected by postgres.js
-    this.#owed.add(query);
+    this.#owed.push(query);
     if (written.signature !== undefined) this.#bound.set(query, written);
     if (written.blocking) this.#blocking = query;
   }
@@ -207,12 +208,12 @@ export class ReservedConnection {
     const resolve = query.resolve;
     const reject = query.reject;
     query.resolve = (value) => {
-      this.#owed.delete(query);
+      this.#settledOwed(query);
       resolve(value);
     };
     query.reject = (error) => {
       if (this.#resend(query, error)) return;
-      this.#owed.delete(query);
+      this.#settledOwed(query);
       // Synchronously, inside postgres.js's error handler: the socket failed, and until its
       // 'close' arrives `connection.reserved` still looks live. Nothing more may be written.
       if (classify(error) === "connection") this.#broken = true;
@@ -225,16 +226,19 @@ export class ReservedConnection {
    * still owed an answer never gets one from it. Those queries may have run, so they fail as
    * connection errors (`retry()` may retry reads); the ones not written yet go to the pool.
    */
+  /** `query` is answered (or given up): it is owed nothing more. */
+  #settledOwed(query: RawQuery): void {
+    const index = this.#owed.indexOf(query);
+    if (index >= 0) this.#owed.splice(index, 1);
+  }
+
   #closed(error: unknown): void {
     this.#broken = true;
     // Runs inside postgres.js's close handler: a throw would keep it from reconnecting for the
     // pool's queued queries. The queries not written yet go to the pool afterwards: sent from in
     // here, the pool would hand one to this very connection, which it is about to reconnect.
     try {
-      for (const query of [...this.#owed]) {
-        this.#owed.delete(query);
-        query.reject(connectionLost(this.#lane, error));
-      }
+      for (const query of this.#owed.splice(0)) query.reject(connectionLost(this.#lane, error));
     } catch (thrown) {
       reportHookError("adaptive.closed", thrown);
     }
@@ -277,7 +281,7 @@ export class ReservedConnection {
     this.#fresh.set(signature, PENDING);
     this.internal++;
     const done = (ok: boolean) => {
-      this.#owed.delete(copy);
+      this.#settledOwed(copy);
       if (ok) this.#fresh.set(signature, statementOf(copy));
       else this.#fresh.delete(signature);
       this.internal--;
@@ -322,7 +326,7 @@ export class ReservedConnection {
    * our own has nothing to do elsewhere.
    */
   #reroute(query: RawQuery): void {
-    this.#owed.delete(query);
+    this.#settledOwed(query);
     if (query.cancelled) return;
     if (this.#describes.has(query) || this.#fallback === undefined) query.reject(connectionLost(this.#lane));
     else this.#fallback(query);
