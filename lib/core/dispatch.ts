@@ -37,19 +37,6 @@ export function sendThrough(op: Operation, send: Send | undefined): void {
 }
 
 /**
- * True when the operation is performed by pilot itself (a transaction, reservation or listen),
- * not by sending its own query.
- *
- * @example
- * ```ts
- * if (performedByPilot(op)) return next();
- * ```
- */
-export function performedByPilot(op: Operation): boolean {
-  return op.task !== undefined;
-}
-
-/**
  * The postgres.js query of the latest attempt (a fresh copy on a retry), once it was sent.
  *
  * @example

@@ -68,7 +68,7 @@ const WORKERS_CONNECTION_MESSAGE = /^proxy request failed, cannot connect to the
  */
 export function classify(error: unknown): FailureCategory {
   const failure = underlyingError(error);
-  if (isUnreachable(failure) || isUnreachable(error)) return "connection";
+  if (isUnreachable(failure)) return "connection";
   const code = ownCode(failure);
   if (code === undefined) {
     const message = (failure as { message?: unknown } | null)?.message;

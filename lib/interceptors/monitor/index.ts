@@ -112,6 +112,11 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
     }
   }
 
+  function isChildFailure(error: unknown): boolean {
+    const failure = underlyingError(error);
+    return typeof failure === "object" && failure !== null && childErrors.has(failure);
+  }
+
   /** A call the breaker turned away: an error for the caller, without a latency. */
   function recordRejection(end: number, query: boolean): void {
     if (query) totals.queries++;
@@ -158,8 +163,8 @@ export function monitor(options?: MonitorOptions): MonitorInterceptor {
     else totals.reserves++;
     if (failed && isRejection(error)) return recordRejection(end, false);
     let ownFailure = false;
-    const failure = failed ? underlyingError(error) : undefined;
-    if (failed && !(typeof failure === "object" && failure !== null && childErrors.has(failure))) {
+    // A failure its child query already counted (or an ORM's wrapper around it) counts once.
+    if (failed && !isChildFailure(error)) {
       const category = classify(error);
       totals.errors++;
       errors[category]++;
