@@ -3,14 +3,14 @@
  * stack: identical results and errors, then whether deadline, breaker, retry, monitor and tracing
  * apply to drizzle's calls (issue 13). Real PostgreSQL.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { asc, eq, relations, sql as dsql } from "drizzle-orm";
 import { DrizzleQueryError } from "drizzle-orm/errors";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { integer, pgTable, serial, text } from "drizzle-orm/pg-core";
 import type { Sql } from "postgres";
 import { CircuitOpenError, DeadlineExceededError } from "../../mod.ts";
-import { causes, failureKit, outcome, pilotStack, rawSql, type Stack } from "./support.ts";
+import { causes, integrationFixture, outcome, pilotStack } from "./support.ts";
 
 const users = pgTable("integ_drizzle_users", {
   id: serial("id").primaryKey(),
@@ -27,43 +27,11 @@ const postsRelations = relations(posts, ({ one }) => ({ author: one(users, { fie
 const schema = { users, posts, usersRelations, postsRelations };
 type Db = PostgresJsDatabase<typeof schema>;
 
-const admin = rawSql(2);
-const kit = failureKit(admin, "integ_drizzle");
-const closers: (() => Promise<unknown>)[] = [];
+const { admin, kit, closers, raw, piloted, reset } = integrationFixture("integ_drizzle");
 
 function orm(client: Sql<any>): Db {
   return drizzle(client, { schema });
 }
-
-async function reset(): Promise<void> {
-  await admin.unsafe("truncate integ_drizzle_posts, integ_drizzle_users restart identity");
-  await admin.unsafe("insert into integ_drizzle_users (name, age) values ('ada', 36), ('bob', 41), ('cy', null)");
-  await admin.unsafe("insert into integ_drizzle_posts (user_id, title) values (1, 'a1'), (1, 'a2'), (2, 'b1')");
-}
-
-beforeAll(async () => {
-  await admin.unsafe("drop table if exists integ_drizzle_posts, integ_drizzle_users");
-  await admin.unsafe("create table integ_drizzle_users (id serial primary key, name text not null unique, age int)");
-  await admin.unsafe(
-    "create table integ_drizzle_posts (id serial primary key, user_id int not null references integ_drizzle_users (id), title text not null)",
-  );
-  await kit.create();
-});
-
-afterAll(async () => {
-  for (const close of closers) await close();
-  await admin.unsafe("drop table if exists integ_drizzle_posts, integ_drizzle_users");
-  await kit.drop();
-  await admin.end({ timeout: 1 });
-});
-
-let raw: Sql<any>;
-let piloted: Stack;
-beforeAll(() => {
-  raw = rawSql();
-  piloted = pilotStack();
-  closers.push(() => raw.end({ timeout: 1 }), () => piloted.close());
-});
 
 /** Runs `scenario` on a fresh data set, raw then through pilot, and expects the same outcome. */
 async function same(scenario: (db: Db) => Promise<unknown>): Promise<unknown> {

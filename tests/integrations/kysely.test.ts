@@ -4,56 +4,24 @@
  * apply to kysely's calls (issue 13). kysely runs every query and transaction on `sql.reserve()`:
  * BEGIN / COMMIT / SAVEPOINT are plain statements on the reservation. Real PostgreSQL.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { type Generated, Kysely, sql as ksql } from "kysely";
 import { PostgresJSDialect } from "kysely-postgres-js";
 import type { Sql } from "postgres";
 import { CircuitOpenError, DeadlineExceededError } from "../../mod.ts";
-import { failureKit, outcome, pilotStack, rawSql, type Stack } from "./support.ts";
+import { integrationFixture, outcome, pilotStack } from "./support.ts";
 
 interface Database {
   integ_kysely_users: { id: Generated<number>; name: string; age: number | null };
   integ_kysely_posts: { id: Generated<number>; user_id: number; title: string };
 }
 
-const admin = rawSql(2);
-const kit = failureKit(admin, "integ_kysely");
-const closers: (() => Promise<unknown>)[] = [];
+const { admin, kit, closers, raw, piloted, reset } = integrationFixture("integ_kysely");
 
 /** A Kysely on `client`; its destroy() would end the client, so the tests end clients themselves. */
 function orm(client: Sql<any>): Kysely<Database> {
   return new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: client }) });
 }
-
-async function reset(): Promise<void> {
-  await admin.unsafe("truncate integ_kysely_posts, integ_kysely_users restart identity");
-  await admin.unsafe("insert into integ_kysely_users (name, age) values ('ada', 36), ('bob', 41), ('cy', null)");
-  await admin.unsafe("insert into integ_kysely_posts (user_id, title) values (1, 'a1'), (1, 'a2'), (2, 'b1')");
-}
-
-beforeAll(async () => {
-  await admin.unsafe("drop table if exists integ_kysely_posts, integ_kysely_users");
-  await admin.unsafe("create table integ_kysely_users (id serial primary key, name text not null unique, age int)");
-  await admin.unsafe(
-    "create table integ_kysely_posts (id serial primary key, user_id int not null references integ_kysely_users (id), title text not null)",
-  );
-  await kit.create();
-});
-
-afterAll(async () => {
-  for (const close of closers) await close();
-  await admin.unsafe("drop table if exists integ_kysely_posts, integ_kysely_users");
-  await kit.drop();
-  await admin.end({ timeout: 1 });
-});
-
-let raw: Sql<any>;
-let piloted: Stack;
-beforeAll(() => {
-  raw = rawSql();
-  piloted = pilotStack();
-  closers.push(() => raw.end({ timeout: 1 }), () => piloted.close());
-});
 
 /** Runs `scenario` on a fresh data set, raw then through pilot, and expects the same outcome. */
 async function same(scenario: (db: Kysely<Database>) => Promise<unknown>): Promise<unknown> {

@@ -4,6 +4,7 @@
  * objects that inject failures (a function failing once with 40001, one always failing with 40001,
  * a slow function that leaves a mark only if it runs to completion).
  */
+import { afterAll, beforeAll } from "bun:test";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import postgres, { type Sql } from "postgres";
@@ -196,4 +197,45 @@ export function failureKit(admin: Sql<any>, prefix: string) {
       await admin.unsafe(`drop sequence if exists ${seq}`);
     },
   };
+}
+
+/**
+ * What both ORM suites share: an admin connection, the failure kit, the users/posts tables
+ * (`${prefix}_users`, `${prefix}_posts`), a raw client and a pilot with the recommended stack,
+ * created and dropped by the suite's hooks. `closers` takes what a test opens itself.
+ */
+export function integrationFixture(prefix: string) {
+  const admin = rawSql(2);
+  const kit = failureKit(admin, prefix);
+  const closers: (() => Promise<unknown>)[] = [];
+  const users = `${prefix}_users`;
+  const posts = `${prefix}_posts`;
+  const raw = rawSql();
+  const piloted = pilotStack();
+  closers.push(() => raw.end({ timeout: 1 }), () => piloted.close());
+
+  beforeAll(async () => {
+    await admin.unsafe(`drop table if exists ${posts}, ${users}`);
+    await admin.unsafe(`create table ${users} (id serial primary key, name text not null unique, age int)`);
+    await admin.unsafe(
+      `create table ${posts} (id serial primary key, user_id int not null references ${users} (id), title text not null)`,
+    );
+    await kit.create();
+  });
+
+  afterAll(async () => {
+    for (const close of closers) await close();
+    await admin.unsafe(`drop table if exists ${posts}, ${users}`);
+    await kit.drop();
+    await admin.end({ timeout: 1 });
+  });
+
+  /** A fresh data set: three users, three posts. */
+  async function reset(): Promise<void> {
+    await admin.unsafe(`truncate ${posts}, ${users} restart identity`);
+    await admin.unsafe(`insert into ${users} (name, age) values ('ada', 36), ('bob', 41), ('cy', null)`);
+    await admin.unsafe(`insert into ${posts} (user_id, title) values (1, 'a1'), (1, 'a2'), (2, 'b1')`);
+  }
+
+  return { admin, kit, closers, raw, piloted, reset };
 }
